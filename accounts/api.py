@@ -1,0 +1,183 @@
+"""REST endpoints for accounts: sign-up, tokens, profiles, follows, blocks, hosting."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.eligibility import hosting_eligibility
+from accounts.serializers import (
+    BlockStateSerializer,
+    CredentialsSerializer,
+    ErrorSerializer,
+    FollowStateSerializer,
+    HostingEligibilitySerializer,
+    MeSerializer,
+    ProfileSerializer,
+    ProfileUpdateSerializer,
+    SignupSerializer,
+    TokenSerializer,
+    UserSummarySerializer,
+)
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid request"),
+    401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
+    404: OpenApiResponse(ErrorSerializer, description="No such user"),
+}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in codes}
+
+
+class SignupApi(APIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        request=SignupSerializer,
+        responses={201: TokenSerializer, **_errors(400)},
+        summary="Create an account and get an API token",
+    )
+    def post(self, request: Request) -> Response:
+        data = SignupSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_signup(**data.validated_data)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response(TokenSerializer({"token": token.key, "user": user}).data, status=status.HTTP_201_CREATED)
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for an API token; DELETE revokes it."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer, **_errors(400, 403)})
+    def post(self, request: Request) -> Response:
+        credentials = CredentialsSerializer(data=request.data)
+        credentials.is_valid(raise_exception=True)
+        user = selectors.credentials_verify(request=request._request, **credentials.validated_data)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response(TokenSerializer({"token": token.key, "user": user}).data)
+
+    @extend_schema(request=None, responses={204: None, **_errors(401)})
+    def delete(self, request: Request) -> Response:
+        if not request.user.is_authenticated:
+            return Response(
+                {"code": "not_authenticated", "detail": "Sign in first."}, status=status.HTTP_401_UNAUTHORIZED
+            )
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(responses={200: MeSerializer, **_errors(401)})
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+    @extend_schema(request=ProfileUpdateSerializer, responses={200: MeSerializer, **_errors(400, 401)})
+    def patch(self, request: Request) -> Response:
+        changes = ProfileUpdateSerializer(data=request.data, partial=True)
+        changes.is_valid(raise_exception=True)
+        fields = dict(changes.validated_data)
+        if "avatar" in fields and fields["avatar"] is None:
+            fields["avatar"] = ""
+        user = services.profile_update(user=request.user, **fields)
+        return Response(MeSerializer(user).data)
+
+
+class HostingEligibilityApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        responses={200: HostingEligibilitySerializer, **_errors(401)},
+        summary="May the signed-in user host a space, and why",
+    )
+    def get(self, request: Request) -> Response:
+        return Response(HostingEligibilitySerializer(hosting_eligibility(request.user).as_dict()).data)
+
+
+class ProfileApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: ProfileSerializer, **_errors(404)})
+    def get(self, request: Request, username: str) -> Response:
+        user = selectors.user_get(username=username)
+        user.relationship = selectors.relationship(viewer=request.user, other=user)
+        return Response(ProfileSerializer(user).data)
+
+
+class FollowApi(APIView):
+    """POST follows, DELETE unfollows; both are idempotent."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: FollowStateSerializer, **_errors(400, 401, 403, 404)})
+    def post(self, request: Request, username: str) -> Response:
+        followee = selectors.user_get(username=username)
+        changed = services.follow_create(follower=request.user, followee=followee)
+        return self._state(followee, following=True, changed=changed)
+
+    @extend_schema(request=None, responses={200: FollowStateSerializer, **_errors(401, 404)})
+    def delete(self, request: Request, username: str) -> Response:
+        followee = selectors.user_get(username=username)
+        changed = services.follow_delete(follower=request.user, followee=followee)
+        return self._state(followee, following=False, changed=changed)
+
+    def _state(self, followee, *, following: bool, changed: bool) -> Response:
+        followee.refresh_from_db(fields=["followers_count"])
+        state = {"following": following, "changed": changed, "followers_count": followee.followers_count}
+        return Response(FollowStateSerializer(state).data)
+
+
+class BlockApi(APIView):
+    """POST blocks, DELETE unblocks; both are idempotent."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: BlockStateSerializer, **_errors(400, 401, 404)})
+    def post(self, request: Request, username: str) -> Response:
+        blocked = selectors.user_get(username=username)
+        changed = services.user_block(blocker=request.user, blocked=blocked)
+        return Response(BlockStateSerializer({"blocking": True, "changed": changed}).data)
+
+    @extend_schema(request=None, responses={200: BlockStateSerializer, **_errors(401, 404)})
+    def delete(self, request: Request, username: str) -> Response:
+        blocked = selectors.user_get(username=username)
+        changed = services.user_unblock(blocker=request.user, blocked=blocked)
+        return Response(BlockStateSerializer({"blocking": False, "changed": changed}).data)
+
+
+class FollowersApi(generics.ListAPIView):
+    permission_classes = [permissions.AllowAny]
+    serializer_class = UserSummarySerializer
+
+    def get_queryset(self):
+        return selectors.followers_of(user=selectors.user_get(username=self.kwargs["username"]))
+
+
+class FollowingApi(generics.ListAPIView):
+    permission_classes = [permissions.AllowAny]
+    serializer_class = UserSummarySerializer
+
+    def get_queryset(self):
+        return selectors.followed_by(user=selectors.user_get(username=self.kwargs["username"]))
+
+
+class BlocksApi(generics.ListAPIView):
+    """The people the signed-in user has blocked."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = UserSummarySerializer
+
+    def get_queryset(self):
+        return selectors.blocked_by(user=self.request.user)

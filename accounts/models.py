@@ -1,0 +1,158 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator, MaxLengthValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+DISPLAY_NAME_MAX = 50
+BIO_MAX = 160
+USERNAME_MAX = 30
+
+username_validator = RegexValidator(
+    r"^[A-Za-z0-9_]{2,30}\Z",
+    "A username has 2 to 30 letters, digits or underscores.",
+    code="invalid_username",
+)
+
+
+AVATAR_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp"]
+
+
+def validate_avatar_size(file) -> None:
+    limit = settings.SPACES_AVATAR_MAX_BYTES
+    if file.size > limit:
+        raise ValidationError(f"An avatar may be at most {limit // 1024} KB; this one is {file.size // 1024} KB.")
+
+
+def avatar_upload_to(user: "User", filename: str) -> str:
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "png"
+    return f"avatars/{user.pk}/{user.username}.{extension}"
+
+
+class SpacesUserManager(UserManager):
+    def get_by_natural_key(self, username):
+        # Logins ignore case, as usernames are unique regardless of case.
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    """A person on Spaces.
+
+    `followers_count` and `following_count` are kept by the follow services in
+    the same transaction as the follow rows, under row locks; the
+    `accounts_recount_follows` command rebuilds them from the rows.
+    """
+
+    username = models.CharField(
+        max_length=USERNAME_MAX,
+        unique=True,
+        validators=[username_validator],
+        help_text="2 to 30 letters, digits or underscores.",
+        error_messages={"unique": "That username is taken."},
+    )
+    display_name = models.CharField(max_length=DISPLAY_NAME_MAX, blank=True)
+    bio = models.TextField(blank=True, validators=[MaxLengthValidator(BIO_MAX)])
+    avatar = models.ImageField(
+        upload_to=avatar_upload_to,
+        blank=True,
+        validators=[FileExtensionValidator(AVATAR_EXTENSIONS), validate_avatar_size],
+    )
+    followers_count = models.PositiveIntegerField(default=0)
+    following_count = models.PositiveIntegerField(default=0)
+    hosting_granted = models.BooleanField(
+        default=False,
+        help_text="Staff let this user host whatever their follower count.",
+    )
+    banned_at = models.DateTimeField(null=True, blank=True)
+    ban_reason = models.CharField(max_length=200, blank=True)
+
+    objects = SpacesUserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+            models.CheckConstraint(
+                condition=Q(banned_at__isnull=True) | Q(is_active=False),
+                name="user_banned_is_inactive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+    @property
+    def is_banned(self) -> bool:
+        return self.banned_at is not None
+
+    @property
+    def avatar_url(self) -> str:
+        if self.avatar:
+            return self.avatar.url
+        return reverse("avatar-fallback", kwargs={"username": self.username})
+
+    def get_absolute_url(self) -> str:
+        return reverse("profile", kwargs={"username": self.username})
+
+
+class Follow(models.Model):
+    follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="following_set")
+    followee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="follower_set")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followee"], name="follow_once"),
+            models.CheckConstraint(condition=~Q(follower=F("followee")), name="follow_not_self"),
+        ]
+        indexes = [models.Index(fields=["followee", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.follower} follows {self.followee}"
+
+
+class Block(models.Model):
+    """`blocker` blocked `blocked`: no follows between them, no entry to the blocker's spaces."""
+
+    blocker = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocks_made")
+    blocked = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocks_received")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="block_once"),
+            models.CheckConstraint(condition=~Q(blocker=F("blocked")), name="block_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blocker} blocked {self.blocked}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, and when: the trail staff read in the admin.
+
+    `action` is a dotted name (`accounts.user.banned`, `rooms.space.ended`).
+    """
+
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=100, db_index=True)
+    subject_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    subject_id = models.CharField(max_length=64)
+    subject_repr = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.subject_repr}"

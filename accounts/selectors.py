@@ -1,0 +1,110 @@
+"""Reads of people and their graph, shared by pages, the API and consumers."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import authenticate
+from django.db.models import QuerySet
+
+from accounts.errors import AccountBanned, InvalidCredentials, UserNotFound
+from accounts.models import Block, Follow, User
+
+
+def user_get(*, username: str) -> User:
+    """The active user with this username (any case), or `UserNotFound` (404)."""
+    user = User.objects.filter(username__iexact=username).first()
+    if user is None:
+        raise UserNotFound(f"No user named @{username}.")
+    if user.is_banned:
+        raise UserNotFound(f"@{user.username} is suspended.")
+    return user
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """How the viewer stands with another person."""
+
+    is_self: bool
+    following: bool
+    followed_by: bool
+    blocking: bool
+    blocked_by: bool
+
+
+def relationship(*, viewer: User, other: User) -> Relationship:
+    if not viewer.is_authenticated:
+        return Relationship(False, False, False, False, False)
+    if viewer.pk == other.pk:
+        return Relationship(True, False, False, False, False)
+    follows = set(
+        Follow.objects.filter(follower__in=(viewer, other), followee__in=(viewer, other)).values_list(
+            "follower_id", "followee_id"
+        )
+    )
+    blocks = set(
+        Block.objects.filter(blocker__in=(viewer, other), blocked__in=(viewer, other)).values_list(
+            "blocker_id", "blocked_id"
+        )
+    )
+    return Relationship(
+        is_self=False,
+        following=(viewer.pk, other.pk) in follows,
+        followed_by=(other.pk, viewer.pk) in follows,
+        blocking=(viewer.pk, other.pk) in blocks,
+        blocked_by=(other.pk, viewer.pk) in blocks,
+    )
+
+
+def followers_of(*, user: User) -> QuerySet[User]:
+    """People who follow `user`, newest first."""
+    return User.objects.filter(following_set__followee=user, banned_at__isnull=True).order_by(
+        "-following_set__created_at", "-pk"
+    )
+
+
+def followed_by(*, user: User) -> QuerySet[User]:
+    """People `user` follows, newest first."""
+    return User.objects.filter(follower_set__follower=user, banned_at__isnull=True).order_by(
+        "-follower_set__created_at", "-pk"
+    )
+
+
+def following_ids(*, user: User, among: list[int]) -> set[int]:
+    """Which of `among` the user follows: one query for a whole list's follow buttons."""
+    if not user.is_authenticated or not among:
+        return set()
+    return set(Follow.objects.filter(follower=user, followee_id__in=among).values_list("followee_id", flat=True))
+
+
+def people_to_follow(*, viewer: User, limit: int = 5) -> list[User]:
+    """Popular people the viewer doesn't follow yet and has no block with."""
+    people = User.objects.filter(is_active=True).order_by("-followers_count", "pk")
+    if viewer.is_authenticated:
+        people = (
+            people.exclude(pk=viewer.pk)
+            .exclude(follower_set__follower=viewer)
+            .exclude(blocks_received__blocker=viewer)
+            .exclude(blocks_made__blocked=viewer)
+        )
+    return list(people[:limit])
+
+
+def credentials_verify(*, request, username: str, password: str) -> User:
+    """The user these credentials belong to, or an error that says why not.
+
+    A banned user who gives the right password is told they are banned; anyone
+    else with wrong credentials gets the same message, whether the name exists or not.
+    """
+    user = authenticate(request, username=username, password=password)
+    if user is not None:
+        return user
+    candidate = User.objects.filter(username__iexact=username, banned_at__isnull=False).first()
+    if candidate is not None and candidate.check_password(password):
+        raise AccountBanned(
+            "This account has been banned." + (f" Reason: {candidate.ban_reason}" if candidate.ban_reason else "")
+        )
+    raise InvalidCredentials("That username and password don't match an account.")
+
+
+def blocked_by(*, user: User) -> QuerySet[User]:
+    """People `user` has blocked, newest first."""
+    return User.objects.filter(blocks_received__blocker=user).order_by("-blocks_received__created_at", "-pk")

@@ -1,0 +1,177 @@
+"""Every write to accounts: sign-up, profiles, follows, blocks, bans, hosting grants.
+
+Each function takes keyword-only arguments, runs in one transaction and raises
+the typed errors of `accounts.errors`. Follower counts change under row locks
+taken by `lock_objects.users_for_update`, so they stay exact under concurrency.
+"""
+
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from accounts import lock_objects, realtime
+from accounts.errors import FollowBlocked, SelfBlock, SelfFollow
+from accounts.models import AuditEntry, Block, Follow, User
+
+
+def audit_record(*, actor: User | None, action: str, subject: models.Model, **details) -> AuditEntry:
+    """Leave the trail of a state change: who did `action` (a dotted name) to `subject`."""
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        subject_type=ContentType.objects.get_for_model(subject),
+        subject_id=str(subject.pk),
+        subject_repr=str(subject)[:200],
+        details=details,
+    )
+
+
+def user_signup(*, username: str, email: str, password: str, display_name: str = "") -> User:
+    """Create an account. The caller has validated the username format and uniqueness."""
+    user = User(username=username, email=email, display_name=display_name or username)
+    validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+def profile_update(*, user: User, **fields) -> User:
+    """Change the editable parts of a profile: display name, bio, avatar."""
+    allowed = {"display_name", "bio", "avatar"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise TypeError(f"profile_update() got unexpected fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(user, name, value)
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=list(fields))
+    return user
+
+
+def follow_create(*, follower: User, followee: User) -> bool:
+    """`follower` follows `followee`. Idempotent: returns False if already following."""
+    if follower.pk == followee.pk:
+        raise SelfFollow("You can't follow yourself.")
+
+    with transaction.atomic():
+        # The same locks as user_block, so a block and a follow can't cross.
+        lock_objects.users_for_update(follower.pk, followee.pk)
+        if Block.objects.filter(blocker=follower, blocked=followee).exists():
+            raise FollowBlocked(f"You blocked @{followee.username}. Unblock them to follow.")
+        if Block.objects.filter(blocker=followee, blocked=follower).exists():
+            raise FollowBlocked(f"You can't follow @{followee.username}.")
+        try:
+            with transaction.atomic():
+                Follow.objects.create(follower=follower, followee=followee)
+        except IntegrityError:
+            return False
+        User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") + 1)
+        User.objects.filter(pk=follower.pk).update(following_count=F("following_count") + 1)
+    return True
+
+
+def follow_delete(*, follower: User, followee: User) -> bool:
+    """`follower` stops following `followee`. Idempotent: returns False if not following."""
+    with transaction.atomic():
+        lock_objects.users_for_update(follower.pk, followee.pk)
+        deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
+        if not deleted:
+            return False
+        User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") - 1)
+        User.objects.filter(pk=follower.pk).update(following_count=F("following_count") - 1)
+    return True
+
+
+def user_block(*, blocker: User, blocked: User) -> bool:
+    """`blocker` blocks `blocked`: follows both ways end. Idempotent."""
+    if blocker.pk == blocked.pk:
+        raise SelfBlock("You can't block yourself.")
+    with transaction.atomic():
+        lock_objects.users_for_update(blocker.pk, blocked.pk)
+        _, created = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+        if not created:
+            return False
+        for follower, followee in ((blocker, blocked), (blocked, blocker)):
+            deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
+            if deleted:
+                User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") - 1)
+                User.objects.filter(pk=follower.pk).update(following_count=F("following_count") - 1)
+        audit_record(actor=blocker, action="accounts.user.blocked", subject=blocked)
+    return True
+
+
+def user_unblock(*, blocker: User, blocked: User) -> bool:
+    """Lift a block. Follows it ended stay ended. Idempotent."""
+    with transaction.atomic():
+        deleted, _ = Block.objects.filter(blocker=blocker, blocked=blocked).delete()
+        if deleted:
+            audit_record(actor=blocker, action="accounts.user.unblocked", subject=blocked)
+    return bool(deleted)
+
+
+def user_ban(*, actor: User, user: User, reason: str = "") -> User:
+    """Ban `user`: no login, no API, no websockets. Their tokens and sessions stop working."""
+    with transaction.atomic():
+        (user,) = lock_objects.users_for_update(user.pk)
+        if user.is_banned:
+            return user
+        user.banned_at = timezone.now()
+        user.ban_reason = reason[:200]
+        user.is_active = False
+        user.save(update_fields=["banned_at", "ban_reason", "is_active"])
+        Token.objects.filter(user=user).delete()
+        audit_record(actor=actor, action="accounts.user.banned", subject=user, reason=reason)
+        transaction.on_commit(lambda: realtime.user_disconnect(user.pk))
+    return user
+
+
+def user_unban(*, actor: User, user: User) -> User:
+    """Lift a ban; the user may log in again."""
+    with transaction.atomic():
+        (user,) = lock_objects.users_for_update(user.pk)
+        if not user.is_banned:
+            return user
+        user.banned_at = None
+        user.ban_reason = ""
+        user.is_active = True
+        user.save(update_fields=["banned_at", "ban_reason", "is_active"])
+        audit_record(actor=actor, action="accounts.user.unbanned", subject=user)
+    return user
+
+
+def hosting_grant(*, actor: User, user: User) -> User:
+    """Staff let `user` host whatever their follower count."""
+    return _set_hosting_granted(actor=actor, user=user, granted=True)
+
+
+def hosting_revoke(*, actor: User, user: User) -> User:
+    """Take back a staff grant; the follower rule applies again."""
+    return _set_hosting_granted(actor=actor, user=user, granted=False)
+
+
+def _set_hosting_granted(*, actor: User, user: User, granted: bool) -> User:
+    with transaction.atomic():
+        (user,) = lock_objects.users_for_update(user.pk)
+        if user.hosting_granted == granted:
+            return user
+        user.hosting_granted = granted
+        user.save(update_fields=["hosting_granted"])
+        action = "accounts.hosting.granted" if granted else "accounts.hosting.revoked"
+        audit_record(actor=actor, action=action, subject=user)
+    return user
+
+
+def follow_counts_recount(*, user_ids: list[int] | None = None) -> int:
+    """Rebuild follower and following counts from the follow rows. Returns users updated."""
+    followers = Follow.objects.filter(followee=OuterRef("pk")).values("followee").annotate(n=Count("pk")).values("n")
+    following = Follow.objects.filter(follower=OuterRef("pk")).values("follower").annotate(n=Count("pk")).values("n")
+    users = User.objects.all() if user_ids is None else User.objects.filter(pk__in=user_ids)
+    return users.update(
+        followers_count=Coalesce(Subquery(followers), 0),
+        following_count=Coalesce(Subquery(following), 0),
+    )

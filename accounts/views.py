@@ -1,0 +1,183 @@
+"""Pages for people: home, profiles, follower lists, sign-up, settings."""
+
+import hashlib
+from html import escape
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import selectors, services
+from accounts.eligibility import hosting_eligibility
+from accounts.errors import UserNotFound
+from accounts.forms import ProfileForm, SignupForm
+from accounts.models import User
+from spaces_site.errors import ServiceError
+
+PAGE_SIZE = 30
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    context = {"people": selectors.people_to_follow(viewer=request.user, limit=6)}
+    if request.user.is_authenticated:
+        context["eligibility"] = hosting_eligibility(request.user)
+        context["following_ids"] = selectors.following_ids(user=request.user, among=[p.pk for p in context["people"]])
+    return render(request, "home.html", context)
+
+
+def _profile_user(username: str) -> User:
+    try:
+        return selectors.user_get(username=username)
+    except UserNotFound as error:
+        raise Http404(error.detail) from error
+
+
+def profile(request: HttpRequest, username: str) -> HttpResponse:
+    user = _profile_user(username)
+    context = {
+        "profile": user,
+        "relationship": selectors.relationship(viewer=request.user, other=user),
+    }
+    return render(request, "accounts/profile.html", context)
+
+
+def _people_page(request: HttpRequest, username: str, *, title: str, people_of) -> HttpResponse:
+    user = _profile_user(username)
+    page = Paginator(people_of(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "profile": user,
+        "title": title,
+        "page": page,
+        "following_ids": selectors.following_ids(user=request.user, among=[p.pk for p in page]),
+    }
+    return render(request, "accounts/people.html", context)
+
+
+def followers(request: HttpRequest, username: str) -> HttpResponse:
+    return _people_page(request, username, title="Followers", people_of=selectors.followers_of)
+
+
+def following(request: HttpRequest, username: str) -> HttpResponse:
+    return _people_page(request, username, title="Following", people_of=selectors.followed_by)
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _relation_action(request: HttpRequest, username: str, action, success: str) -> HttpResponse:
+    other = _profile_user(username)
+    try:
+        action(request.user, other)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, success.format(username=other.username))
+    return _back(request, other.get_absolute_url())
+
+
+@login_required
+@require_POST
+def follow(request: HttpRequest, username: str) -> HttpResponse:
+    return _relation_action(
+        request,
+        username,
+        lambda me, other: services.follow_create(follower=me, followee=other),
+        "You follow @{username}.",
+    )
+
+
+@login_required
+@require_POST
+def unfollow(request: HttpRequest, username: str) -> HttpResponse:
+    return _relation_action(
+        request,
+        username,
+        lambda me, other: services.follow_delete(follower=me, followee=other),
+        "You no longer follow @{username}.",
+    )
+
+
+@login_required
+@require_POST
+def block(request: HttpRequest, username: str) -> HttpResponse:
+    return _relation_action(
+        request,
+        username,
+        lambda me, other: services.user_block(blocker=me, blocked=other),
+        "You blocked @{username}.",
+    )
+
+
+@login_required
+@require_POST
+def unblock(request: HttpRequest, username: str) -> HttpResponse:
+    return _relation_action(
+        request,
+        username,
+        lambda me, other: services.user_unblock(blocker=me, blocked=other),
+        "You unblocked @{username}.",
+    )
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_signup(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            display_name=form.cleaned_data["display_name"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome to Spaces, {user.name}.")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def profile_edit(request: HttpRequest) -> HttpResponse:
+    user = User.objects.get(pk=request.user.pk)
+    form = ProfileForm(request.POST or None, request.FILES or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        services.profile_update(user=request.user, **{name: form.cleaned_data[name] for name in form.changed_data})
+        messages.success(request, "Profile saved.")
+        return redirect(request.user.get_absolute_url())
+    return render(request, "accounts/profile_edit.html", {"form": form})
+
+
+# Colours for generated avatars: readable with white initials.
+AVATAR_COLOURS = ["#7c3aed", "#2563eb", "#0891b2", "#059669", "#d97706", "#dc2626", "#db2777", "#4f46e5"]
+
+
+@require_GET
+@cache_control(max_age=3600, public=True)
+def avatar_fallback(request: HttpRequest, username: str) -> HttpResponse:
+    """An SVG avatar drawn from the user's initials, for people without a photo."""
+    user = User.objects.filter(username__iexact=username).only("username", "display_name").first()
+    if user is None:
+        raise Http404("No such user.")
+    words = user.name.split()
+    initials = "".join(word[0] for word in words[:2]).upper() or user.username[:1].upper()
+    digest = hashlib.sha256(user.username.lower().encode()).digest()
+    colour = AVATAR_COLOURS[digest[0] % len(AVATAR_COLOURS)]
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100" role="img" '
+        f'aria-label="{escape(user.name)}">'
+        f'<rect width="100" height="100" fill="{colour}"/>'
+        '<text x="50" y="50" dy=".35em" text-anchor="middle" fill="#fff" '
+        'font-family="system-ui, sans-serif" font-size="40" font-weight="600">'
+        f"{escape(initials)}</text></svg>"
+    )
+    return HttpResponse(svg, content_type="image/svg+xml")

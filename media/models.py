@@ -1,0 +1,1 @@
+"""Media: the aiortc media worker and its signalling (issue: live audio)."""

@@ -1,0 +1,1 @@
+"""Rooms: spaces, roles, co-hosting and their websockets (issue: rooms)."""

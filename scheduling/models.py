@@ -1,0 +1,1 @@
+"""Scheduling: schedules, reminders and notifications on Celery beat (issue: scheduling)."""

@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts import urls as accounts_urls
+from accounts import views as accounts_views
+
+api_patterns = [
+    *accounts_urls.api_urlpatterns,
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
+
+urlpatterns = [
+    path("", accounts_views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("", include(accounts_urls.urlpatterns)),
+]
+
+if settings.SPACES_SERVE_UPLOADS:
+    # Uploaded avatars; a front server or object storage takes this over at scale.
+    prefix = settings.MEDIA_URL.strip("/")
+    urlpatterns.append(re_path(rf"^{prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))

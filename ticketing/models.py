@@ -1,0 +1,1 @@
+"""Ticketing: Stripe Checkout, tickets, refunds and payouts (issue: ticketing)."""
