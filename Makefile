@@ -1,0 +1,35 @@
+# Two commands: `make run` serves the site with demo data, `make test` passes the tests.
+# Both create the virtualenv and install what they need on first use.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench-check clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Run the whole site on embedded defaults: SQLite, in-memory channel layer, tasks in-process.
+run: $(BIN)/.installed
+	mkdir -p var
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py collectstatic --noinput -v0
+	DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) spaces_site.asgi:application
+
+# Lint, migrations check, then the suite on SQLite and, where they answer, on PostgreSQL + Redis.
+test: $(BIN)/.installed
+	$(BIN)/python scripts/run_tests.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

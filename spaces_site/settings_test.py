@@ -1,0 +1,17 @@
+"""Test settings: the real settings with a test secret, a fast hasher and throwaway files."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+
+from spaces_site.settings import *  # noqa: F403
+from spaces_site.settings import STORAGES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+MEDIA_ROOT = tempfile.mkdtemp(prefix="spaces-test-uploads-")
+STATIC_ROOT = tempfile.mkdtemp(prefix="spaces-test-static-")
+WHITENOISE_USE_FINDERS = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,150 @@
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from accounts import services
+from accounts.models import AuditEntry
+from spaces_site.asgi import application
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+def test_banned_user_is_told_so_at_web_login(staff):
+    bob = UserFactory(username="bob")
+    services.user_ban(actor=staff, user=bob, reason="spam")
+
+    response = Client().post("/accounts/login/", {"username": "bob", "password": PASSWORD})
+
+    assert response.status_code == 200
+    assert "This account has been banned. Reason: spam" in response.content.decode()
+    assert "_auth_user_id" not in response.client.session
+
+
+def test_wrong_password_of_banned_user_does_not_reveal_the_ban(staff):
+    bob = UserFactory(username="bob")
+    services.user_ban(actor=staff, user=bob)
+
+    response = Client().post("/accounts/login/", {"username": "bob", "password": "wrong"})
+
+    assert "banned" not in response.content.decode()
+    assert "don&#x27;t match an account" in response.content.decode()
+
+
+def test_banned_user_gets_no_api_token(api, staff):
+    bob = UserFactory(username="bob")
+    services.user_ban(actor=staff, user=bob)
+
+    response = api.post("/api/auth/token/", {"username": "bob", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json() == {"code": "account_banned", "detail": "This account has been banned."}
+    assert not Token.objects.filter(user=bob).exists()
+
+
+def test_ban_revokes_existing_token_and_session(api, staff):
+    bob = UserFactory(username="bob")
+    token = Token.objects.create(user=bob)
+    browser = Client()
+    browser.force_login(bob)
+    assert browser.get("/api/me/").status_code == 200
+
+    services.user_ban(actor=staff, user=bob)
+
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api.get("/api/me/").status_code == 401
+    assert browser.get("/api/me/").status_code == 401
+
+
+def test_unban_lets_the_user_back_in(api, staff):
+    bob = UserFactory(username="bob")
+    services.user_ban(actor=staff, user=bob)
+
+    services.user_unban(actor=staff, user=bob)
+
+    assert api.post("/api/auth/token/", {"username": "bob", "password": PASSWORD}).status_code == 200
+    assert list(AuditEntry.objects.filter(subject_id=str(bob.pk)).values_list("action", flat=True)) == [
+        "accounts.user.unbanned",
+        "accounts.user.banned",
+    ]
+
+
+def _session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies["sessionid"].value
+    return [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://127.0.0.1")]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_banned_user_is_refused_on_websockets(staff):
+    bob = await database_sync_to_async(UserFactory)(username="bob")
+    headers = await database_sync_to_async(_session_headers)(bob)
+    await database_sync_to_async(services.user_ban)(actor=staff, user=bob)
+
+    socket = WebsocketCommunicator(application, "/ws/me/", headers=headers)
+    connected, code = await socket.connect()
+
+    assert (connected, code) == (False, 4401)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_ban_closes_the_open_websockets_of_the_user(staff):
+    bob = await database_sync_to_async(UserFactory)(username="bob")
+    socket = WebsocketCommunicator(application, "/ws/me/", headers=await database_sync_to_async(_session_headers)(bob))
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from())["type"] == "hello"
+
+    await database_sync_to_async(services.user_ban)(actor=staff, user=bob)
+
+    assert await socket.receive_json_from(timeout=5) == {
+        "type": "error",
+        "code": "account_banned",
+        "detail": "This account has been banned.",
+    }
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+
+def test_admin_ban_action_bans_and_audits(staff):
+    bob = UserFactory(username="bob")
+    browser = Client()
+    browser.force_login(staff)
+
+    response = browser.post("/admin/accounts/user/", {"action": "ban", "_selected_action": [bob.pk]}, follow=True)
+
+    bob.refresh_from_db()
+    assert response.status_code == 200
+    assert bob.is_banned and not bob.is_active
+    assert AuditEntry.objects.get(action="accounts.user.banned").actor == staff
+
+
+def test_admin_grant_hosting_action(staff):
+    bob = UserFactory(username="bob")
+    browser = Client()
+    browser.force_login(staff)
+
+    browser.post("/admin/accounts/user/", {"action": "grant_hosting", "_selected_action": [bob.pk]})
+
+    bob.refresh_from_db()
+    assert bob.hosting_granted is True
+    assert AuditEntry.objects.filter(action="accounts.hosting.granted", actor=staff).count() == 1
+
+
+def test_admin_user_search(staff):
+    UserFactory(username="findme", display_name="Needle")
+    UserFactory(username="other", display_name="Hay")
+    browser = Client()
+    browser.force_login(staff)
+
+    page = browser.get("/admin/accounts/user/", {"q": "needle"}).content.decode()
+
+    assert "findme" in page
+    assert "other" not in page

@@ -1,0 +1,175 @@
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from accounts import services
+from accounts.models import Follow, User
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_home_for_a_visitor_offers_sign_up():
+    page = Client().get("/")
+
+    assert page.status_code == 200
+    assert "Join Spaces" in page.content.decode()
+
+
+def test_home_tells_an_ineligible_user_the_rule_and_count(browser, user):
+    page = browser.get("/").content.decode()
+
+    assert "Hosting a space needs at least 600 followers or a grant from staff; you have 0 followers." in page
+
+
+def test_home_tells_an_eligible_user_they_can_host():
+    eligible = UserFactory(followers=600)
+    client = Client()
+    client.force_login(eligible)
+
+    page = client.get("/").content.decode()
+
+    assert "You can host" in page
+
+
+def test_home_suggests_popular_people_in_bounded_queries(browser, django_assert_max_num_queries):
+    for n in range(8):
+        UserFactory(followers=n)
+
+    with django_assert_max_num_queries(6):
+        page = browser.get("/")
+
+    assert page.content.decode().count('class="person"') == 6
+
+
+def test_profile_page_follow_button_works_without_javascript(browser, user):
+    bob = UserFactory(username="bob", display_name="Bob Builder")
+
+    before = browser.get("/u/bob/").content.decode()
+    followed = browser.post("/u/bob/follow/", {"next": "/u/bob/"}, follow=True).content.decode()
+    unfollowed = browser.post("/u/bob/unfollow/", follow=True).content.decode()
+
+    assert "Bob Builder" in before and ">Follow</button>" in before
+    assert ">Following</button>" in followed and "You follow @bob." in followed
+    assert "You no longer follow @bob." in unfollowed
+    assert not Follow.objects.filter(follower=user, followee=bob).exists()
+
+
+def test_follow_form_ignores_a_foreign_next_url(browser):
+    UserFactory(username="bob")
+
+    response = browser.post("/u/bob/follow/", {"next": "https://evil.example/"})
+
+    assert response.url == "/u/bob/"
+
+
+def test_follow_page_shows_the_refusal_message(browser, user):
+    response = browser.post(f"/u/{user.username}/follow/", follow=True)
+
+    assert "You can&#x27;t follow yourself." in response.content.decode()
+
+
+def test_follow_page_needs_a_login_and_a_post():
+    UserFactory(username="bob")
+
+    assert Client().post("/u/bob/follow/").status_code == 302
+    logged_in = Client()
+    logged_in.force_login(UserFactory())
+    assert logged_in.get("/u/bob/follow/").status_code == 405
+    assert not Follow.objects.exists()
+
+
+def test_unknown_profile_is_404():
+    assert Client().get("/u/nobody/").status_code == 404
+
+
+def test_followers_page_lists_people():
+    bob = UserFactory(username="bob")
+    services.follow_create(follower=UserFactory(username="carol", display_name="Carol C"), followee=bob)
+
+    page = Client().get("/u/bob/followers/").content.decode()
+
+    assert "Carol C" in page and "@carol" in page
+
+
+def test_signup_page_creates_an_account_and_signs_in():
+    client = Client()
+
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "username": "newbie",
+            "display_name": "New Bie",
+            "email": "new@example.com",
+            "password1": "a-long-passphrase",
+            "password2": "a-long-passphrase",
+        },
+        follow=True,
+    )
+
+    assert "Welcome to Spaces, New Bie." in response.content.decode()
+    assert User.objects.get(username="newbie").check_password("a-long-passphrase")
+
+
+def test_login_and_logout(user):
+    client = Client()
+
+    logged_in = client.post("/accounts/login/", {"username": user.username.upper(), "password": PASSWORD})
+    logged_out = client.post("/accounts/logout/")
+
+    assert logged_in.status_code == 302
+    assert logged_out.status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_reset_by_email(user):
+    client = Client()
+
+    client.post("/accounts/password-reset/", {"email": user.email})
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    done = client.post(
+        form.redirect_chain[-1][0], {"new_password1": "a-new-passphrase", "new_password2": "a-new-passphrase"}
+    )
+
+    assert mail.outbox[0].subject == "Reset your Spaces password"
+    assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("a-new-passphrase")
+
+
+def test_profile_edit_page(browser, user):
+    response = browser.post("/settings/profile/", {"display_name": "Renamed", "bio": "Hello there"}, follow=True)
+
+    user.refresh_from_db()
+    assert (user.display_name, user.bio) == ("Renamed", "Hello there")
+    assert "Profile saved." in response.content.decode()
+
+
+def test_generated_avatar_is_an_svg_with_initials():
+    UserFactory(username="bob", display_name="Bob Builder")
+
+    response = Client().get("/u/bob/avatar.svg")
+
+    assert response["Content-Type"] == "image/svg+xml"
+    assert ">BB</text>" in response.content.decode()
+
+
+def test_static_files_are_served():
+    response = Client().get("/static/css/site.css")
+
+    assert response.status_code == 200
+    assert b"--purple" in b"".join(response.streaming_content)
+
+
+def test_admin_login_page_is_served():
+    assert Client().get("/admin/login/").status_code == 200

@@ -1,0 +1,87 @@
+import os
+import shutil
+
+import pytest
+from django.db import connection, connections
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+# With SPACES_TEST_STRICT=1 (CI), a missing PostgreSQL or browser fails the run
+# instead of leaving its tests out.
+STRICT = os.environ.get("SPACES_TEST_STRICT") == "1"
+CHROMIUM = os.environ.get("SPACES_CHROMIUM", "/usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config, items):
+    leave_out = {}
+    if connection.vendor != "postgresql":
+        leave_out["postgres"] = "needs PostgreSQL (set DATABASE_URL)"
+    if not shutil.which(CHROMIUM):
+        if STRICT:
+            raise pytest.UsageError(f"Browser tests need Chromium at {CHROMIUM}.")
+        leave_out["browser"] = f"needs Chromium at {CHROMIUM}"
+    kept, dropped = [], []
+    for item in items:
+        (dropped if any(item.get_closest_marker(m) for m in leave_out) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        reasons = "; ".join(f"{m}: {why}" for m, why in leave_out.items())
+        print(f"\nLeft out {len(dropped)} tests in this pass ({reasons}).")
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def signed_in(api, user) -> APIClient:
+    api.force_authenticate(user)
+    return api
+
+
+@pytest.fixture
+def chromium(monkeypatch):
+    """A headless Chromium (Debian's, through Playwright) with the flags NOTES.md lists."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the
+    # test makes between page actions are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(chromium):
+    """A phone-sized page (390 by 844, touch)."""
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+    # The test's ORM calls ran while Playwright held this thread's context; their
+    # connection is not the one pytest-django closes, so close it here.
+    connections.close_all()
