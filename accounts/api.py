@@ -1,6 +1,6 @@
 """REST endpoints for accounts: sign-up, tokens, profiles, follows, blocks, hosting."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -13,7 +13,6 @@ from accounts.eligibility import hosting_eligibility
 from accounts.serializers import (
     BlockStateSerializer,
     CredentialsSerializer,
-    ErrorSerializer,
     FollowStateSerializer,
     HostingEligibilitySerializer,
     MeSerializer,
@@ -23,17 +22,7 @@ from accounts.serializers import (
     TokenSerializer,
     UserSummarySerializer,
 )
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid request"),
-    401: OpenApiResponse(ErrorSerializer, description="Not signed in"),
-    403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
-    404: OpenApiResponse(ErrorSerializer, description="No such user"),
-}
-
-
-def _errors(*codes: int) -> dict:
-    return {code: ERRORS[code] for code in codes}
+from spaces_site.api_errors import error_responses
 
 
 class SignupApi(APIView):
@@ -42,7 +31,7 @@ class SignupApi(APIView):
 
     @extend_schema(
         request=SignupSerializer,
-        responses={201: TokenSerializer, **_errors(400)},
+        responses={201: TokenSerializer, **error_responses(400)},
         summary="Create an account and get an API token",
     )
     def post(self, request: Request) -> Response:
@@ -58,7 +47,7 @@ class TokenApi(APIView):
 
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer, **_errors(400, 403)})
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer, **error_responses(400, 403)})
     def post(self, request: Request) -> Response:
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
@@ -66,7 +55,7 @@ class TokenApi(APIView):
         token, _ = Token.objects.get_or_create(user=user)
         return Response(TokenSerializer({"token": token.key, "user": user}).data)
 
-    @extend_schema(request=None, responses={204: None, **_errors(401)})
+    @extend_schema(request=None, responses={204: None, **error_responses(401)})
     def delete(self, request: Request) -> Response:
         if not request.user.is_authenticated:
             return Response(
@@ -80,11 +69,11 @@ class MeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(responses={200: MeSerializer, **_errors(401)})
+    @extend_schema(responses={200: MeSerializer, **error_responses(401)})
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(request.user).data)
 
-    @extend_schema(request=ProfileUpdateSerializer, responses={200: MeSerializer, **_errors(400, 401)})
+    @extend_schema(request=ProfileUpdateSerializer, responses={200: MeSerializer, **error_responses(400, 401)})
     def patch(self, request: Request) -> Response:
         changes = ProfileUpdateSerializer(data=request.data, partial=True)
         changes.is_valid(raise_exception=True)
@@ -99,7 +88,7 @@ class HostingEligibilityApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        responses={200: HostingEligibilitySerializer, **_errors(401)},
+        responses={200: HostingEligibilitySerializer, **error_responses(401)},
         summary="May the signed-in user host a space, and why",
     )
     def get(self, request: Request) -> Response:
@@ -109,7 +98,7 @@ class HostingEligibilityApi(APIView):
 class ProfileApi(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: ProfileSerializer, **_errors(404)})
+    @extend_schema(responses={200: ProfileSerializer, **error_responses(404)})
     def get(self, request: Request, username: str) -> Response:
         user = selectors.user_get(username=username)
         user.relationship = selectors.relationship(viewer=request.user, other=user)
@@ -121,13 +110,13 @@ class FollowApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=None, responses={200: FollowStateSerializer, **_errors(400, 401, 403, 404)})
+    @extend_schema(request=None, responses={200: FollowStateSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request: Request, username: str) -> Response:
         followee = selectors.user_get(username=username)
         changed = services.follow_create(follower=request.user, followee=followee)
         return self._state(followee, following=True, changed=changed)
 
-    @extend_schema(request=None, responses={200: FollowStateSerializer, **_errors(401, 404)})
+    @extend_schema(request=None, responses={200: FollowStateSerializer, **error_responses(401, 404)})
     def delete(self, request: Request, username: str) -> Response:
         followee = selectors.user_get(username=username)
         changed = services.follow_delete(follower=request.user, followee=followee)
@@ -144,13 +133,13 @@ class BlockApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=None, responses={200: BlockStateSerializer, **_errors(400, 401, 404)})
+    @extend_schema(request=None, responses={200: BlockStateSerializer, **error_responses(400, 401, 404)})
     def post(self, request: Request, username: str) -> Response:
         blocked = selectors.user_get(username=username)
         changed = services.user_block(blocker=request.user, blocked=blocked)
         return Response(BlockStateSerializer({"blocking": True, "changed": changed}).data)
 
-    @extend_schema(request=None, responses={200: BlockStateSerializer, **_errors(401, 404)})
+    @extend_schema(request=None, responses={200: BlockStateSerializer, **error_responses(401, 404)})
     def delete(self, request: Request, username: str) -> Response:
         blocked = selectors.user_get(username=username)
         changed = services.user_unblock(blocker=request.user, blocked=blocked)

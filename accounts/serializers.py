@@ -82,8 +82,3 @@ class HostingEligibilitySerializer(serializers.Serializer):
     detail = serializers.CharField()
     followers_count = serializers.IntegerField()
     required_followers = serializers.IntegerField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()

@@ -14,21 +14,13 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors, services
-from accounts.eligibility import hosting_eligibility
 from accounts.errors import UserNotFound
 from accounts.forms import ProfileForm, SignupForm
 from accounts.models import User
+from rooms.selectors import live_space_ids_by_host
 from spaces_site.errors import ServiceError
 
 PAGE_SIZE = 30
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    context = {"people": selectors.people_to_follow(viewer=request.user, limit=6)}
-    if request.user.is_authenticated:
-        context["eligibility"] = hosting_eligibility(request.user)
-        context["following_ids"] = selectors.following_ids(user=request.user, among=[p.pk for p in context["people"]])
-    return render(request, "home.html", context)
 
 
 def _profile_user(username: str) -> User:
@@ -43,6 +35,7 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     context = {
         "profile": user,
         "relationship": selectors.relationship(viewer=request.user, other=user),
+        "live_space_id": live_space_ids_by_host(host_ids=[user.pk]).get(user.pk),
     }
     return render(request, "accounts/profile.html", context)
 

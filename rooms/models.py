@@ -1,1 +1,182 @@
-"""Rooms: spaces, roles, co-hosting and their websockets (issue: rooms)."""
+from django.conf import settings
+from django.core.validators import MinLengthValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+TITLE_MAX = 70
+TOPICS_MAX = 3
+TOPIC_MAX_LENGTH = 30
+
+
+class SpaceState(models.TextChoices):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class SpeakPolicy(models.TextChoices):
+    EVERYONE = "everyone", "Everyone"
+    FOLLOWED = "followed", "People the host follows"
+    INVITED = "invited", "Only people the host invites"
+
+
+class Role(models.TextChoices):
+    HOST = "host"
+    COHOST = "cohost", "Co-host"
+    SPEAKER = "speaker"
+    LISTENER = "listener"
+
+
+STAGE_ROLES = (Role.HOST, Role.COHOST, Role.SPEAKER)
+MODERATOR_ROLES = (Role.HOST, Role.COHOST)
+
+
+class Space(models.Model):
+    """A live audio conversation. `host` is whoever hosts now; hosting can be handed over."""
+
+    host = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="hosted_spaces")
+    title = models.CharField(max_length=TITLE_MAX, validators=[MinLengthValidator(1)])
+    # Lower-case topics joined by commas: portable to SQLite and searchable with icontains.
+    topics = models.CharField(max_length=(TOPIC_MAX_LENGTH + 1) * TOPICS_MAX, blank=True)
+    pinned_link = models.URLField(blank=True)
+    state = models.CharField(max_length=10, choices=SpaceState.choices, default=SpaceState.LIVE, db_index=True)
+    speak_policy = models.CharField(max_length=10, choices=SpeakPolicy.choices, default=SpeakPolicy.EVERYONE)
+    captions_enabled = models.BooleanField(default=True)
+    recording_enabled = models.BooleanField(default=False)
+    is_ticketed = models.BooleanField(default=False)
+    scheduled_for = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host"], condition=Q(state="live"), name="one_live_space_per_host"),
+            models.CheckConstraint(condition=~Q(title=""), name="space_title_not_empty"),
+            models.CheckConstraint(
+                condition=~Q(state="live") | Q(started_at__isnull=False), name="live_space_has_started_at"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "-started_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("space", kwargs={"space_id": self.pk})
+
+    @property
+    def topic_list(self) -> list[str]:
+        return [t for t in self.topics.split(",") if t]
+
+    @property
+    def is_live(self) -> bool:
+        return self.state == SpaceState.LIVE
+
+
+class Participant(models.Model):
+    """A signed-in person's place in one space: their role survives a dropped connection.
+
+    `absent_since` is set when their last connection closes and cleared when one
+    opens; the presence sweep moves a speaker who stays away past the grace
+    period back to the audience and ends (or hands over) a space whose host is gone.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.LISTENER)
+    muted = models.BooleanField(default=True)
+    hand_raised_at = models.DateTimeField(null=True, blank=True)
+    invited_at = models.DateTimeField(null=True, blank=True, help_text="Invited to speak, not yet accepted.")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    absent_since = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "user"], name="participant_once_per_space"),
+            models.UniqueConstraint(fields=["space"], condition=Q(role="host"), name="one_host_per_space"),
+        ]
+        indexes = [models.Index(fields=["space", "role"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.space_id}"
+
+    @property
+    def on_stage(self) -> bool:
+        return self.role in STAGE_ROLES
+
+
+class Connection(models.Model):
+    """One open websocket to a space. Presence is the set of these rows.
+
+    Anonymous listeners have no participant. Rows whose `last_seen_at` is older
+    than the presence timeout belong to sockets that died without closing;
+    the presence sweep deletes them.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="connections")
+    participant = models.ForeignKey(Participant, null=True, blank=True, on_delete=models.CASCADE)
+    channel_name = models.CharField(max_length=200, unique=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.channel_name
+
+
+class SpaceBlock(models.Model):
+    """Someone removed from a space and kept out of it."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="blocks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    blocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "user"], name="space_block_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user} removed from {self.space_id}"
+
+
+class ReportStatus(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class AbuseReport(models.Model):
+    """A user's report of a space or of a user, for staff to review."""
+
+    class Reason(models.TextChoices):
+        SPAM = "spam"
+        HARASSMENT = "harassment"
+        HATE = "hate", "Hateful conduct"
+        VIOLENCE = "violence"
+        IMPERSONATION = "impersonation"
+        OTHER = "other"
+
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports_made")
+    space = models.ForeignKey(Space, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
+    reported_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="reports_received"
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    details = models.TextField(blank=True, max_length=1000)
+    status = models.CharField(max_length=10, choices=ReportStatus.choices, default=ReportStatus.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(space__isnull=False) | Q(reported_user__isnull=False), name="report_has_subject"
+            )
+        ]
+
+    def __str__(self) -> str:
+        subject = f"@{self.reported_user}" if self.reported_user_id else f"space {self.space_id}"
+        return f"{self.reason} report on {subject}"

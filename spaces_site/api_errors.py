@@ -6,7 +6,8 @@ under `errors`.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -66,3 +67,22 @@ def _code_for(status_code: int) -> str:
         status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
         status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
     }.get(status_code, "error")
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflicts with the current state",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI responses for the errors an endpoint answers with."""
+    return {code: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in statuses}

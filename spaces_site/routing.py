@@ -3,7 +3,9 @@
 from django.urls import path
 
 from accounts.consumers import AccountConsumer
+from rooms.consumers import SpaceConsumer
 
 websocket_urlpatterns = [
     path("ws/me/", AccountConsumer.as_asgi()),
+    path("ws/spaces/<int:space_id>/", SpaceConsumer.as_asgi()),
 ]

@@ -5,19 +5,20 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
-from accounts import views as accounts_views
+from rooms import urls as rooms_urls
 
 api_patterns = [
     *accounts_urls.api_urlpatterns,
+    *rooms_urls.api_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]
 
 urlpatterns = [
-    path("", accounts_views.home, name="home"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("", include(rooms_urls.urlpatterns)),
     path("", include(accounts_urls.urlpatterns)),
 ]
 

@@ -1,0 +1,31 @@
+"""Space events: what services send to a space's websockets, after commit.
+
+Every service that changes a live space calls `emit` inside its transaction;
+the event reaches the group `space.<id>` only once the transaction commits, so
+no client sees a change that rolled back. `audience` narrows who gets it:
+`"all"`, or a dict of `roles` and `users` (user ids) that may see it. The
+consumer applies the filter, since only it knows its socket's current role.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+ALL = "all"
+
+
+def space_group(space_id: int) -> str:
+    return f"space.{space_id}"
+
+
+def emit(space_id: int, event: dict, *, audience: str | dict = ALL) -> None:
+    message = {"type": "space.event", "event": event, "audience": audience}
+    transaction.on_commit(lambda: send_now(space_id, message))
+
+
+def send_now(space_id: int, message: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(space_group(space_id), message)
+
+
+def for_moderators_and(*user_ids: int) -> dict:
+    return {"roles": ["host", "cohost"], "users": list(user_ids)}

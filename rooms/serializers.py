@@ -1,0 +1,86 @@
+from rest_framework import serializers
+
+from accounts.serializers import UserSummarySerializer
+from rooms.models import TITLE_MAX, AbuseReport, SpeakPolicy
+from rooms.services.stage import REACTIONS
+
+
+class SpaceCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX)
+    topics = serializers.ListField(child=serializers.CharField(max_length=30), max_length=3, required=False)
+    pinned_link = serializers.URLField(required=False, allow_blank=True)
+    speak_policy = serializers.ChoiceField(choices=SpeakPolicy.choices, required=False)
+    captions_enabled = serializers.BooleanField(required=False)
+    recording_enabled = serializers.BooleanField(required=False)
+    scheduled_for = serializers.DateTimeField(
+        required=False, help_text="Schedule instead of going live now (15 minutes to 30 days ahead)."
+    )
+
+
+class SpaceEditSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX, required=False)
+    topics = serializers.ListField(child=serializers.CharField(max_length=30), max_length=3, required=False)
+    pinned_link = serializers.URLField(required=False, allow_blank=True)
+    speak_policy = serializers.ChoiceField(choices=SpeakPolicy.choices, required=False)
+
+
+class ParticipantSerializer(serializers.Serializer):
+    user = UserSummarySerializer()
+    role = serializers.CharField()
+    muted = serializers.BooleanField()
+    hand_raised = serializers.BooleanField()
+    invited = serializers.BooleanField()
+    present = serializers.BooleanField()
+
+
+class SpaceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    topics = serializers.ListField(child=serializers.CharField())
+    pinned_link = serializers.CharField()
+    state = serializers.CharField()
+    host = UserSummarySerializer()
+    speak_policy = serializers.CharField()
+    captions_enabled = serializers.BooleanField()
+    recording_enabled = serializers.BooleanField()
+    is_ticketed = serializers.BooleanField()
+    scheduled_for = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField()
+
+
+class SpaceDetailSerializer(SpaceSerializer):
+    stage = ParticipantSerializer(many=True)
+    listener_count = serializers.IntegerField()
+    you = ParticipantSerializer(allow_null=True)
+
+
+class CommandSerializer(serializers.Serializer):
+    """The same commands as the websocket; see docs/websocket.md."""
+
+    type = serializers.ChoiceField(
+        choices=[
+            "request_speak", "lower_hand", "approve", "deny", "invite", "accept_invite", "decline_invite",
+            "move_to_audience", "mute", "mute_self", "unmute_self", "leave_stage", "remove", "add_cohost",
+            "remove_cohost", "transfer_host", "react", "end", "edit",
+        ]
+    )  # fmt: skip
+    user = serializers.CharField(required=False, help_text="The username the command acts on.")
+    emoji = serializers.ChoiceField(choices=REACTIONS, required=False)
+    title = serializers.CharField(required=False)
+    topics = serializers.ListField(child=serializers.CharField(), required=False)
+    pinned_link = serializers.CharField(required=False)
+    speak_policy = serializers.ChoiceField(choices=SpeakPolicy.choices, required=False)
+
+
+class CommandResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    participant = ParticipantSerializer(required=False)
+
+
+class ReportSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=AbuseReport.Reason.choices)
+    space = serializers.IntegerField(required=False)
+    user = serializers.CharField(required=False, help_text="Username of the person reported.")
+    details = serializers.CharField(required=False, allow_blank=True, max_length=1000)

@@ -1,0 +1,65 @@
+"""Every write to rooms. Functions take keyword-only arguments, run in one
+transaction under the locks of `rooms.lock_objects`, check the permission
+table (`rooms.permissions`) with the roles as they are under the lock, emit
+one event after commit (`rooms.realtime`) and leave an audit entry for
+moderation and lifecycle changes."""
+
+from rooms.services.lifecycle import space_cancel, space_create, space_edit, space_end, space_start
+from rooms.services.presence import (
+    connection_close,
+    connection_open,
+    connection_seen,
+    presence_sweep,
+    space_join,
+)
+from rooms.services.reports import report_create
+from rooms.services.stage import (
+    cohost_add,
+    cohost_remove,
+    hand_approve,
+    hand_deny,
+    hand_lower,
+    hand_raise,
+    host_transfer,
+    invite_accept,
+    invite_decline,
+    participant_remove,
+    react,
+    self_mute,
+    self_unmute,
+    speaker_invite,
+    speaker_move_to_audience,
+    speaker_mute,
+    stage_leave,
+)
+
+__all__ = [
+    "cohost_add",
+    "cohost_remove",
+    "connection_close",
+    "connection_open",
+    "connection_seen",
+    "hand_approve",
+    "hand_deny",
+    "hand_lower",
+    "hand_raise",
+    "host_transfer",
+    "invite_accept",
+    "invite_decline",
+    "participant_remove",
+    "presence_sweep",
+    "react",
+    "report_create",
+    "self_mute",
+    "self_unmute",
+    "space_cancel",
+    "space_create",
+    "space_edit",
+    "space_end",
+    "space_join",
+    "space_start",
+    "speaker_invite",
+    "speaker_move_to_audience",
+    "speaker_mute",
+    "stage_leave",
+]

@@ -1,0 +1,184 @@
+"""Presence: joining, the sockets that are open, and what happens when people go.
+
+A `Connection` row exists for each open socket and is touched by the client's
+heartbeat. A participant with no connection is absent since the moment the
+last one closed. `presence_sweep` runs every few seconds in each web process
+(and from Celery beat): it drops connections that stopped beating, moves
+speakers who stayed away past the reconnect grace to the audience, and ends a
+space whose host has been gone for `SPACES_HOST_ABSENCE_END_S` unless a
+co-host is there to take over.
+"""
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from accounts.models import User
+from rooms import realtime, selectors
+from rooms.errors import WrongState
+from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
+from rooms.payloads import participant_payload
+from rooms.services.lifecycle import space_end
+from rooms.services.stage import host_transfer
+
+log = logging.getLogger(__name__)
+
+# A listener count goes out this long after the first change of a window, and
+# a window lasts COUNT_WINDOW_S (whole seconds: the Redis cache rounds down).
+COUNT_DELAY_S = 1.2
+COUNT_WINDOW_S = 1
+
+
+def space_join(*, user: User, space: Space) -> Participant | None:
+    """Enter a space (after `ensure_may_enter`). Returns None for an anonymous listener.
+
+    Someone coming back keeps the role they had; someone who left comes back as a listener.
+    """
+    selectors.ensure_may_enter(user=user, space=space)
+    if not user.is_authenticated:
+        return None
+    participant, created = Participant.objects.get_or_create(space=space, user=user)
+    if not created and participant.left_at is not None:
+        participant.left_at = None
+        if participant.role != Role.HOST:
+            participant.role = Role.LISTENER
+            participant.muted = True
+        participant.save(update_fields=["left_at", "role", "muted"])
+    return participant
+
+
+def connection_open(*, space: Space, participant: Participant | None, channel_name: str) -> Connection:
+    """Record an open socket; a returning participant is present again."""
+    now = timezone.now()
+    with transaction.atomic():
+        connection = Connection.objects.create(
+            space=space, participant=participant, channel_name=channel_name, last_seen_at=now
+        )
+        if participant is not None and participant.absent_since is not None:
+            Participant.objects.filter(pk=participant.pk).update(absent_since=None)
+            participant.absent_since = None
+            if participant.role in STAGE_ROLES:
+                _presence_changed(participant, present=True)
+    return connection
+
+
+def connection_seen(*, channel_name: str) -> None:
+    """The socket's heartbeat."""
+    Connection.objects.filter(channel_name=channel_name).update(last_seen_at=timezone.now())
+
+
+def connection_close(*, channel_name: str) -> None:
+    """Forget a closed socket; a participant with no socket left is absent from now."""
+    connection = Connection.objects.filter(channel_name=channel_name).select_related("participant__user").first()
+    if connection is None:
+        return
+    with transaction.atomic():
+        connection.delete()
+        participant = connection.participant
+        if participant is not None:
+            _mark_absent_if_gone([participant], since=timezone.now())
+
+
+def _mark_absent_if_gone(participants: list[Participant], *, since: datetime) -> None:
+    gone = (
+        Participant.objects.filter(pk__in=[p.pk for p in participants], absent_since__isnull=True)
+        .annotate(connected=Exists(Connection.objects.filter(participant=OuterRef("pk"))))
+        .filter(connected=False)
+        .select_related("user")
+    )
+    for participant in gone:
+        participant.absent_since = since
+        participant.save(update_fields=["absent_since"])
+        if participant.role in STAGE_ROLES:
+            _presence_changed(participant, present=False)
+
+
+def _presence_changed(participant: Participant, *, present: bool) -> None:
+    realtime.emit(
+        participant.space_id,
+        {"type": "participant.updated", "participant": participant_payload(participant, present=present)},
+    )
+
+
+async def listener_count_changed(space_id: int) -> None:
+    """Coalesce listener-count events: the first change in a window schedules one send.
+
+    Called by consumers after a socket opens or closes. The key lives a little
+    less than the delay, so a change made after the count is read always
+    schedules another send: no change is lost, and a space gets about one
+    count event a second however many people come and go.
+    """
+    if not await cache.aadd(f"rooms:count-pending:{space_id}", 1, timeout=COUNT_WINDOW_S):
+        return
+    loop = asyncio.get_running_loop()
+    loop.call_later(COUNT_DELAY_S, lambda: loop.create_task(database_sync_to_async(send_listener_count)(space_id)))
+
+
+def send_listener_count(space_id: int) -> None:
+    realtime.send_now(
+        space_id,
+        {
+            "type": "space.event",
+            "event": {"type": "listeners.count", "count": selectors.listener_count(space_id=space_id)},
+            "audience": realtime.ALL,
+        },
+    )
+
+
+def presence_sweep(*, now: datetime | None = None) -> dict:
+    """Drop dead sockets, clear the stage of people who did not come back, end abandoned spaces."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S)
+    grace_before = now - timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S)
+    host_before = now - timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S)
+    report = {"stale_connections": 0, "moved_to_audience": 0, "hosts_replaced": 0, "spaces_ended": 0}
+
+    stale = list(Connection.objects.filter(last_seen_at__lt=stale_before).select_related("participant"))
+    if stale:
+        with transaction.atomic():
+            Connection.objects.filter(pk__in=[c.pk for c in stale]).delete()
+            participants = [c.participant for c in stale if c.participant is not None]
+            _mark_absent_if_gone(participants, since=stale_before)
+        for space_id in {c.space_id for c in stale}:
+            send_listener_count(space_id)
+        report["stale_connections"] = len(stale)
+
+    live = Participant.objects.filter(space__state=SpaceState.LIVE).select_related("user")
+    for participant in live.filter(role__in=(Role.COHOST, Role.SPEAKER), absent_since__lt=grace_before) | live.filter(
+        role=Role.LISTENER, absent_since__lt=grace_before, hand_raised_at__isnull=False
+    ):
+        with transaction.atomic():
+            locked = Participant.objects.select_for_update().select_related("user").get(pk=participant.pk)
+            if locked.absent_since is None or locked.absent_since >= grace_before:
+                continue
+            locked.role = Role.LISTENER
+            locked.muted = True
+            locked.hand_raised_at = None
+            locked.save(update_fields=["role", "muted", "hand_raised_at"])
+            _presence_changed(locked, present=False)
+        report["moved_to_audience"] += 1
+
+    for host in live.filter(role=Role.HOST, absent_since__lt=host_before):
+        successor = (
+            Participant.objects.filter(space_id=host.space_id, role=Role.COHOST, absent_since__isnull=True)
+            .select_related("user")
+            .order_by("joined_at")
+            .first()
+        )
+        try:
+            if successor is not None:
+                host_transfer(actor=None, space_id=host.space_id, target=successor.user)
+                report["hosts_replaced"] += 1
+            else:
+                space_end(actor=None, space_id=host.space_id, reason="host_absent")
+                report["spaces_ended"] += 1
+        except WrongState as error:
+            log.info("presence sweep skipped space %s: %s", host.space_id, error.detail)
+    return report

@@ -1,0 +1,23 @@
+from django.urls import path
+
+from rooms import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("spaces/", views.search, name="spaces-search"),
+    path("spaces/new/", views.space_new, name="space-new"),
+    path("spaces/<int:space_id>/", views.space_page, name="space"),
+    path("spaces/<int:space_id>/end/", views.space_end, name="space-end"),
+    path("spaces/<int:space_id>/report/", views.space_report, name="space-report"),
+]
+
+api_urlpatterns = [
+    path("spaces/", api.SpacesApi.as_view(), name="api-spaces"),
+    path("spaces/<int:space_id>/", api.SpaceApi.as_view(), name="api-space"),
+    path("spaces/<int:space_id>/start/", api.SpaceStartApi.as_view(), name="api-space-start"),
+    path("spaces/<int:space_id>/end/", api.SpaceEndApi.as_view(), name="api-space-end"),
+    path("spaces/<int:space_id>/cancel/", api.SpaceCancelApi.as_view(), name="api-space-cancel"),
+    path("spaces/<int:space_id>/join/", api.SpaceJoinApi.as_view(), name="api-space-join"),
+    path("spaces/<int:space_id>/commands/", api.SpaceCommandApi.as_view(), name="api-space-commands"),
+    path("reports/", api.ReportApi.as_view(), name="api-reports"),
+]

@@ -1,0 +1,95 @@
+"""Pages for spaces: home with the live bar, search, start a space, the space itself."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import selectors as people
+from accounts.eligibility import hosting_eligibility
+from rooms import selectors, services
+from rooms.errors import SpaceNotFound
+from rooms.forms import ReportForm, SpaceForm
+from rooms.services.stage import REACTIONS
+from spaces_site.errors import ServiceError
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    live = selectors.live_spaces(viewer=request.user)
+    suggested = people.people_to_follow(viewer=request.user, limit=6)
+    context = {
+        "live": live,
+        "upcoming": selectors.upcoming_spaces(viewer=request.user, limit=10),
+        "people": suggested,
+        "following_ids": people.following_ids(user=request.user, among=[p.pk for p in suggested]),
+        "eligibility": hosting_eligibility(request.user) if request.user.is_authenticated else None,
+    }
+    return render(request, "home.html", context)
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:100]
+    results = selectors.spaces_search(viewer=request.user, query=query) if query else []
+    page = Paginator(results, 30).get_page(request.GET.get("page"))
+    return render(request, "rooms/search.html", {"query": query, "page": page})
+
+
+@login_required
+def space_new(request: HttpRequest) -> HttpResponse:
+    eligibility = hosting_eligibility(request.user)
+    if not eligibility.eligible:
+        return render(request, "rooms/not_eligible.html", {"eligibility": eligibility}, status=403)
+    form = SpaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            space = services.space_create(host=request.user, **form.cleaned_data)
+        except ServiceError as error:
+            form.add_error(None, error.detail)
+        else:
+            return redirect(space)
+    return render(request, "rooms/space_new.html", {"form": form})
+
+
+def space_page(request: HttpRequest, space_id: int) -> HttpResponse:
+    try:
+        space = selectors.space_get(space_id=space_id)
+    except SpaceNotFound as error:
+        raise Http404(error.detail) from error
+    context = {
+        "space": space,
+        "entry": selectors.entry_decision(user=request.user, space=space),
+        "listener_count": selectors.listener_count(space_id=space.pk),
+        "stage": selectors.stage_of(space=space),
+        "reactions": REACTIONS,
+        "report_form": ReportForm(),
+    }
+    return render(request, "rooms/space.html", context)
+
+
+@login_required
+@require_POST
+def space_end(request: HttpRequest, space_id: int) -> HttpResponse:
+    try:
+        services.space_end(actor=request.user, space_id=space_id)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    return redirect("space", space_id=space_id)
+
+
+@login_required
+@require_POST
+def space_report(request: HttpRequest, space_id: int) -> HttpResponse:
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a reason for the report.")
+        return redirect("space", space_id=space_id)
+    try:
+        space = selectors.space_get(space_id=space_id)
+        services.report_create(reporter=request.user, space=space, **form.cleaned_data)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, "Thanks: staff will look at your report.")
+    return redirect("space", space_id=space_id)

@@ -1,0 +1,9 @@
+// Times are sent in UTC; show them in the viewer's own time zone.
+(function () {
+  "use strict";
+  var format = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  document.querySelectorAll("time[data-local-time]").forEach(function (node) {
+    var when = new Date(node.getAttribute("datetime"));
+    if (!isNaN(when)) node.textContent = format.format(when);
+  });
+})();
