@@ -30,7 +30,7 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "hand.lower": frozenset({LISTENER}),
     "self.mute": STAGE,
     "self.unmute": STAGE,
-    "stage.leave": frozenset({COHOST, SPEAKER}),
+    "stage.leave": STAGE,
     "react": EVERYONE,
 }
 

@@ -338,12 +338,23 @@ def _set_own_mute(*, actor: User, space_id: int, muted: bool) -> Participant:
 
 
 def stage_leave(*, actor: User, space_id: int) -> Participant:
-    """A speaker or co-host steps down to the audience. The host hands over or ends instead."""
+    """Step down to the audience. A host who leaves hands hosting to a co-host who is there."""
     with transaction.atomic():
         scene = _lock(space_id, actor)
-        if _role(scene.actor) == Role.HOST:
-            raise ActionNotAllowed("The host stays on stage: hand hosting to a co-host or end the space.")
         permissions.check("stage.leave", _role(scene.actor))
+        if _role(scene.actor) == Role.HOST:
+            successor = (
+                Participant.objects.filter(space=scene.space, role=Role.COHOST, absent_since__isnull=True)
+                .select_related("user")
+                .order_by("joined_at", "pk")
+                .first()
+            )
+            if successor is None:
+                raise ActionNotAllowed(
+                    "The host stays on stage until a co-host is there to take over, or ends the space."
+                )
+            host_transfer(actor=actor, space_id=space_id, target=successor.user)
+            scene.actor.refresh_from_db()
         _to_audience(scene.actor)
         _updated(scene.actor)
     return scene.actor
