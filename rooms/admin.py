@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 
 from rooms import services
 from rooms.models import AbuseReport, Participant, Space, SpaceBlock, SpaceState
@@ -28,6 +29,7 @@ class SpaceAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ParticipantInline]
     actions = ["end_now", "cancel"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def _apply(self, request, queryset, service, state: str, done: str) -> None:
         changed = []

@@ -1,33 +1,13 @@
 """Follow counts under real concurrency: threads with their own PostgreSQL connections."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connection
 
 from accounts import services
 from accounts.models import Follow, User
+from tests.concurrency import run_together
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(calls) -> list:
-    """Start every call at the same instant on its own thread and connection; return results or errors."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        try:
-            barrier.wait(timeout=30)
-            return call()
-        except Exception as error:
-            return error
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def test_50_concurrent_follows_leave_the_count_exact():

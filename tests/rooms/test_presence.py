@@ -1,0 +1,125 @@
+"""Presence: dead sockets, the reconnect grace, and a host who does not come back."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from rooms import services
+from rooms.models import Connection, Participant, Role, Space
+from tests.factories import UserFactory
+from tests.rooms.scene import make_host, make_space, seat
+
+pytestmark = pytest.mark.django_db
+
+
+def open_socket(space, user, name):
+    participant = services.space_join(user=user, space=space)
+    return services.connection_open(space=space, participant=participant, channel_name=name)
+
+
+def test_a_socket_that_stops_beating_is_dropped_and_its_owner_marked_absent(settings):
+    space = make_space()
+    user = UserFactory()
+    open_socket(space, user, "sock-1")
+    later = timezone.now() + timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S + 1)
+
+    report = services.presence_sweep(now=later)
+
+    assert report["stale_connections"] == 1
+    assert not Connection.objects.exists()
+    assert Participant.objects.get(space=space, user=user).absent_since is not None
+
+
+def test_heartbeat_keeps_a_socket(settings):
+    space = make_space()
+    open_socket(space, UserFactory(), "sock-1")
+    Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S))
+
+    services.connection_seen(channel_name="sock-1")
+    report = services.presence_sweep()
+
+    assert report["stale_connections"] == 0
+    assert Connection.objects.count() == 1
+
+
+def test_speaker_gone_past_the_grace_goes_back_to_the_audience(settings):
+    space = make_space()
+    speaker = UserFactory()
+    seat(space, speaker, Role.SPEAKER, absent_since=timezone.now())
+    within = timezone.now() + timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S - 5)
+    after = timezone.now() + timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S + 1)
+
+    kept = services.presence_sweep(now=within)
+    moved = services.presence_sweep(now=after)
+
+    assert (kept["moved_to_audience"], moved["moved_to_audience"]) == (0, 1)
+    participant = Participant.objects.get(space=space, user=speaker)
+    assert (participant.role, participant.muted) == (Role.LISTENER, True)
+
+
+def test_absent_host_with_a_cohost_there_hands_over(settings):
+    host = make_host()
+    space = make_space(host=host)
+    cohost = UserFactory()
+    seat(space, cohost, Role.COHOST)
+    Participant.objects.filter(space=space, user=host).update(absent_since=timezone.now())
+
+    early = services.presence_sweep(now=timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S - 10))
+    late = services.presence_sweep(now=timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S + 1))
+
+    assert (early["hosts_replaced"], late["hosts_replaced"]) == (0, 1)
+    space.refresh_from_db()
+    assert (space.state, space.host) == ("live", cohost)
+
+
+def test_absent_host_with_no_cohost_ends_the_space(settings):
+    host = make_host()
+    space = make_space(host=host)
+    Participant.objects.filter(space=space, user=host).update(absent_since=timezone.now())
+
+    report = services.presence_sweep(now=timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S + 1))
+
+    assert report["spaces_ended"] == 1
+    space.refresh_from_db()
+    assert (space.state, space.end_reason) == ("ended", "host_absent")
+
+
+def test_host_who_comes_back_in_time_keeps_the_space(settings):
+    host = make_host()
+    space = make_space(host=host)
+    Participant.objects.filter(space=space, user=host).update(absent_since=timezone.now())
+    open_socket(space, host, "host-sock")
+
+    report = services.presence_sweep(now=timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S + 1))
+
+    assert report["spaces_ended"] == 0
+    assert Space.objects.get(pk=space.pk).state == "live"
+
+
+def test_several_tabs_count_once_and_leave_only_with_the_last():
+    space = make_space()
+    user = UserFactory()
+    open_socket(space, user, "tab-1")
+    open_socket(space, user, "tab-2")
+
+    services.connection_close(channel_name="tab-1")
+    still_here = Participant.objects.get(space=space, user=user).absent_since
+    services.connection_close(channel_name="tab-2")
+
+    assert still_here is None
+    assert Participant.objects.get(space=space, user=user).absent_since is not None
+
+
+def test_listener_count_counts_people_once_and_each_visitor(django_assert_num_queries):
+    from rooms.selectors import listener_count
+
+    space = make_space()
+    user = UserFactory()
+    open_socket(space, user, "a")
+    open_socket(space, user, "b")
+    services.connection_open(space=space, participant=None, channel_name="visitor-1")
+    services.connection_open(space=space, participant=None, channel_name="visitor-2")
+
+    with django_assert_num_queries(1):
+        assert listener_count(space_id=space.pk) == 3
