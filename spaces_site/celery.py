@@ -9,3 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
 app = Celery("spaces_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# The static part of the beat schedule; django-celery-beat's database scheduler
+# picks these up and staff can add or pause entries in the admin.
+app.conf.beat_schedule = {
+    "rooms-presence-sweep": {"task": "rooms.tasks.presence_sweep_task", "schedule": 15.0},
+}

@@ -85,3 +85,31 @@ def phone(chromium):
     # The test's ORM calls ran while Playwright held this thread's context; their
     # connection is not the one pytest-django closes, so close it here.
     connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, the test database is a file rather than in memory, so that the
+    daphne process of `asgi_live_server` can open it too."""
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    if (
+        default["ENGINE"] == "django.db.backends.sqlite3"
+        and not default["TEST"].get("NAME")
+        and os.environ.get("XX_FILEDB")
+    ):
+        default["TEST"]["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
+@pytest.fixture
+def asgi_live_server(transactional_db):
+    """The real ASGI site (pages, static files and websockets) under daphne, in a child
+    process on the test database. The test's data must be committed to be seen:
+    mark the test `django_db(transaction=True)`."""
+    from tests.live_server_asgi import AsgiLiveServer
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        raise pytest.UsageError("asgi_live_server can't share an in-memory SQLite database with daphne.")
+    with AsgiLiveServer({alias: connections[alias].settings_dict for alias in connections}) as server:
+        yield server

@@ -33,9 +33,7 @@ def test_eligible_user_starts_a_live_space_and_is_its_host(api):
     host = UserFactory(followers=600)
     api.force_authenticate(host)
 
-    response = api.post(
-        "/api/spaces/", {"title": "  Late   night  jazz ", "topics": ["Jazz", "Music"]}, format="json"
-    )
+    response = api.post("/api/spaces/", {"title": "  Late   night  jazz ", "topics": ["Jazz", "Music"]}, format="json")
 
     assert response.status_code == 201
     body = response.json()

@@ -123,3 +123,15 @@ def test_listener_count_counts_people_once_and_each_visitor(django_assert_num_qu
 
     with django_assert_num_queries(1):
         assert listener_count(space_id=space.pk) == 3
+
+
+def test_presence_sweep_task_runs_the_sweep(settings):
+    from rooms.tasks import presence_sweep_task
+
+    space = make_space()
+    open_socket(space, UserFactory(), "sock-1")
+    Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S + 5))
+
+    report = presence_sweep_task.delay().get()
+
+    assert report["stale_connections"] == 1

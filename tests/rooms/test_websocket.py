@@ -144,7 +144,7 @@ async def test_removed_person_is_closed_and_kept_out():
     await db(services.participant_remove)(actor=host, space_id=space.pk, target=troll)
     told = await next_event(troll_socket, "error")
     closed = await troll_socket.receive_output(timeout=5)
-    again, refusal = await connect(space.pk, troll)
+    _, refusal = await connect(space.pk, troll)
 
     assert told["code"] == "removed"
     assert closed["code"] == 4403
