@@ -21,12 +21,12 @@ async def connect(space_id: int, user=None) -> tuple[WebsocketCommunicator, dict
     return socket, await socket.receive_json_from(timeout=5)
 
 
-async def next_event(socket: WebsocketCommunicator, kind: str, timeout: float = 5) -> dict:
-    """The next event of type `kind`, skipping others; fails after `timeout` seconds."""
+async def next_event(socket: WebsocketCommunicator, kind: str, timeout: float = 5, **fields) -> dict:
+    """The next event of type `kind` (with these field values), skipping others; fails after `timeout` s."""
     async with asyncio.timeout(timeout):
         while True:
             event = await socket.receive_json_from(timeout=timeout)
-            if event["type"] == kind:
+            if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                 return event
 
 

@@ -1,8 +1,11 @@
-"""Demo data: people around the hosting threshold, a staff user, and real follows."""
+"""Demo data: people around the hosting threshold, a staff user, real follows, and spaces."""
+
+from datetime import timedelta
 
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Follow, User
 from accounts.services import follow_counts_recount
@@ -69,13 +72,26 @@ class Command(BaseCommand):
             follows += [Follow(follower=f, followee=named[username]) for f in listeners[: wanted - already]]
         Follow.objects.bulk_create(follows, batch_size=1000)
         follow_counts_recount()
+        self._seed_spaces({user.username: user for user in User.objects.filter(username__in=named)})
+
+    def _seed_spaces(self, named: dict[str, User]) -> None:
+        # Imported here: accounts does not depend on rooms, only this demo does.
+        from rooms.services import space_create
+
+        space_create(host=named["maya"], title="Friday design crit", topics=["design", "ux"])
+        space_create(
+            host=named["leo"],
+            title="Indie music: the business of it",
+            topics=["music", "business"],
+            scheduled_for=timezone.now() + timedelta(days=1, hours=2),
+        )
 
     def _print_logins(self) -> None:
         self.stdout.write("\nLog in at http://127.0.0.1:8000/accounts/login/ as any of:\n")
         self.stdout.write(f"  {'username':<10} {'password':<18} {'followers':>9}  note")
         rows = [("admin", ADMIN_PASSWORD, "staff; the admin is at /admin/")]
         notes = {
-            "maya": "can host (well above the threshold)",
+            "maya": "can host (well above the threshold); live now",
             "leo": "can host (just above the threshold)",
             "ivy": "can't host yet (just below the threshold)",
             "nora": "can host: staff granted hosting",
