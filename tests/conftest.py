@@ -94,11 +94,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     from django.conf import settings
 
     default = settings.DATABASES["default"]
-    if (
-        default["ENGINE"] == "django.db.backends.sqlite3"
-        and not default["TEST"].get("NAME")
-        and os.environ.get("XX_FILEDB")
-    ):
+    if default["ENGINE"] == "django.db.backends.sqlite3" and not default["TEST"].get("NAME"):
         default["TEST"]["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
 
 
@@ -110,6 +106,6 @@ def asgi_live_server(transactional_db):
     from tests.live_server_asgi import AsgiLiveServer
 
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        raise pytest.UsageError("asgi_live_server can't share an in-memory SQLite database with daphne.")
+        pytest.fail("asgi_live_server can't share an in-memory SQLite database with daphne.", pytrace=False)
     with AsgiLiveServer({alias: connections[alias].settings_dict for alias in connections}) as server:
         yield server
