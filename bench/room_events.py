@@ -1,6 +1,7 @@
 """Room events benchmark: N listeners on one space's websocket, served by one daphne.
 
-    .venv/bin/python bench/room_events.py [--listeners N] [--rounds R]
+    .venv/bin/python bench/room_events.py [--listeners N] [--rounds R] [--connect-concurrency C]
+        [--redis redis://127.0.0.1:6379/13] [--log daphne.log]
 
 It builds a throwaway SQLite database in a temporary directory (migrate, then
 a host, one live space, N listeners and a session for each), starts daphne on
@@ -19,9 +20,13 @@ count of events some socket never received. Progress goes to stdout; the last
 line is one JSON object with the figures and the goals they are held against.
 
 Everything runs on 127.0.0.1 with the embedded defaults (in-memory channel
-layer, SQLite, DEBUG=1) and stops by itself within about five minutes. Client
-and server share the machine's cores, so on a 2-core machine the client's own
-work (reading N copies of every event) is part of each figure.
+layer, SQLite, DEBUG=1) and stops by itself within about five minutes.
+`--redis URL` (a Redis on 127.0.0.1) puts the channel layer and the cache on
+Redis as in production; it wants a database that holds nothing (it refuses
+one that does) and deletes the group keys it made at the end. Each timed
+round starts once daphne is idle again. Client and server share the
+machine's cores, so on a 2-core machine the client's own work (reading N
+copies of every event) is part of each figure.
 """
 
 import argparse
@@ -40,6 +45,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -48,14 +54,14 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 DAPHNE = VENV_BIN / "daphne"
 
-TOTAL_CAP_S = 240.0  # set-up and measurement; closing the sockets and daphne add at most ~50 s
-CLOSE_TIMEOUT_S = 30.0
-CONNECT_CONCURRENCY = 50
+TOTAL_CAP_S = 230.0  # set-up and measurement; closing the sockets and daphne add at most ~60 s
+CLOSE_TIMEOUT_S = 20.0
 OPEN_TIMEOUT_S = 30.0
 SNAPSHOT_TIMEOUT_S = 30.0
 ROUND_TIMEOUT_S = 20.0
 HAND_TIMEOUT_S = 10.0
-SETTLE_S = 2.5  # lets the coalesced listeners.count broadcasts finish between phases
+SETTLE_S = 1.5  # a coalesced listeners.count broadcast goes out 1.2 s after a join
+IDLE_TIMEOUT_S = 15.0
 ROUND_PAUSE_S = 0.5  # reactions are rate limited per socket: 10/s, burst 20
 STAGE_SEATS_FOR_SPEAKERS = 12  # SPACES_STAGE_MAX (13) minus the host
 REACTIONS = ("👏", "❤️", "😂", "💯", "🔥", "🙌", "👍", "😮", "🎉", "🤔")
@@ -68,9 +74,10 @@ GOAL = {
     "server_rss_per_connection_kib": 256,
 }
 NOTES = (
-    "2 cores shared: this one-process asyncio client (which parses N+1 copies of every event) and daphne "
-    "compete for CPU, so latencies include client-side queueing. Embedded defaults: in-memory channel layer, "
-    "SQLite, DEBUG=1 (Django keeps up to 9000 recent queries per DB connection, counted in the RSS delta)."
+    "{cpus} cores shared: this one-process asyncio client (which parses N+1 copies of every event) and daphne "
+    "compete for CPU, so latencies include client-side queueing. {layer} channel layer, SQLite, DEBUG=1 (Django "
+    "keeps up to 9000 recent queries per DB connection, counted in the RSS delta). Each timed round starts when "
+    "daphne is idle."
 )
 
 
@@ -109,7 +116,7 @@ def seed(out_path: str, listeners: int) -> None:
             store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
             store["_auth_user_hash"] = user.get_session_auth_hash()
             store.save()
-            sessions.append({"username": user.username, "session": store.session_key})
+            sessions.append({"id": user.pk, "username": user.username, "session": store.session_key})
     Path(out_path).write_text(json.dumps({"space_id": space.pk, "host": sessions[0], "listeners": sessions[1:]}))
 
 
@@ -184,25 +191,79 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop(process: subprocess.Popen) -> None:
+async def server_idle(pid: int, timeout: float = IDLE_TIMEOUT_S) -> float:
+    """Wait until daphne uses under 10% of a core over 0.2 s; returns the seconds waited."""
+    started = time.monotonic()
+    last = cpu_seconds(pid)
+    while time.monotonic() - started < timeout:
+        await asyncio.sleep(0.2)
+        now = cpu_seconds(pid)
+        if now - last < 0.02:
+            break
+        last = now
+    return time.monotonic() - started
+
+
+def stop(process: subprocess.Popen) -> str:
+    """Terminate daphne, or kill it if it does not stop within 10 s; says which."""
     if process.poll() is not None:
-        return
+        return f"had exited ({process.returncode})"
     process.terminate()
     try:
         process.wait(timeout=10)
+        return "terminated"
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+        return "killed after 10 s"
+
+
+def redis_ensure_empty(url: str) -> None:
+    """Refuse a Redis database that holds anything: the bench must not touch others' keys."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        if client.dbsize():
+            raise RuntimeError(f"{url} is not empty; give --redis a database number nothing else uses")
+    finally:
+        client.close()
+
+
+def redis_groups_clear(url: str, seeded: dict) -> None:
+    """Forget channel-layer groups of this run's space and users (a fresh database reuses their ids)."""
+    import redis
+
+    people = [seeded["host"], *seeded["listeners"]]
+    keys = [f"spaces:group:space.{seeded['space_id']}", *(f"spaces:group:user.{p['id']}" for p in people)]
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
+
+
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
 def server_errors(log_text: str) -> list[str]:
-    """Tracebacks and ERROR lines from daphne's log, each as one block of text."""
-    blocks, current = [], None
+    """Tracebacks (a chained one as one) and ERROR lines from daphne's log, each as one block of text."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    chained = False
     for line in log_text.splitlines():
-        if line.startswith("Traceback") or re.search(r"\bERROR\b|Exception in ", line):
+        if line.startswith(CHAINED):
+            chained = True
+        elif line.startswith("Traceback"):
             if current:
                 blocks.append("\n".join(current))
-            current = [line]
+            current = [*blocks.pop().splitlines(), line] if chained and blocks else [line]
+            chained = False
+        elif re.search(r"\bERROR\b|Exception in |took too long to shut down", line):
+            if current:
+                blocks.append("\n".join(current))
+            current, chained = [line], False
         elif current is not None and (line.startswith((" ", "\t")) or current[-1].startswith((" ", "\t"))):
             current.append(line)
             if not line.startswith((" ", "\t")):
@@ -237,7 +298,8 @@ class Round:
 
 
 class Bench:
-    def __init__(self, port: int, space_id: int):
+    def __init__(self, port: int, space_id: int, pid: int):
+        self.pid = pid
         self.url = f"ws://127.0.0.1:{port}/ws/spaces/{space_id}/"
         self.origin = f"http://127.0.0.1:{port}"
         self.rounds: list[Round] = []
@@ -253,6 +315,11 @@ class Conn:
         self.reader: asyncio.Task | None = None
         self.snapshot: asyncio.Future | None = None
         self.failure: str | None = None
+        self.closed = False
+
+    @property
+    def usable(self) -> bool:
+        return self.failure is None and not self.closed and self.ws is not None
 
     async def open(self) -> None:
         from websockets.asyncio.client import connect
@@ -289,13 +356,19 @@ class Conn:
         except ConnectionClosed:
             pass
         finally:
+            self.closed = True
             if not self.snapshot.done():
                 self.snapshot.set_exception(ConnectionError(f"closed before the snapshot: {self.ws.close_code}"))
-            if not self.bench.closing:
+            elif not self.bench.closing:
                 self.bench.dropped += 1
+                if self.bench.dropped <= 5:
+                    say(f"  the server closed @{self.username}'s socket: {self.ws.close_code} {self.ws.close_reason}")
 
     async def send(self, message: dict) -> None:
-        await self.ws.send(json.dumps(message))
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):  # counted as dropped, and its events as missing
+            await self.ws.send(json.dumps(message))
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -309,7 +382,8 @@ class Conn:
 
 async def timed_round(bench: Bench, conns: list[Conn], match, send) -> tuple[list[float], int]:
     """Run `send` and wait for every connection to receive the event `match` accepts."""
-    expected = {c.idx for c in conns if c.failure is None}
+    await server_idle(bench.pid)
+    expected = {c.idx for c in conns if c.usable}
     waiting = Round(match, expected)
     bench.rounds.append(waiting)
     started = time.perf_counter()
@@ -333,7 +407,7 @@ def summary(samples: list[float]) -> dict:
 
 
 async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadline: Deadline) -> dict:
-    bench = Bench(port, seeded["space_id"])
+    bench = Bench(port, seeded["space_id"], daphne.pid)
     host = Conn(bench, 0, seeded["host"]["username"], seeded["host"]["session"])
     listeners = [Conn(bench, i + 1, p["username"], p["session"]) for i, p in enumerate(seeded["listeners"])]
     conns = [host, *listeners]
@@ -341,10 +415,11 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
     try:
         await asyncio.wait_for(host.open(), deadline.left(OPEN_TIMEOUT_S + SNAPSHOT_TIMEOUT_S))
         await asyncio.sleep(SETTLE_S)
+        await server_idle(daphne.pid)
         rss_before = rss_kib(daphne.pid)
         say(f"host connected; daphne RSS {rss_before / 1024:.1f} MiB; opening {len(listeners)} listener sockets")
 
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        gate = asyncio.Semaphore(args.connect_concurrency)
         opened = 0
 
         async def open_one(conn: Conn) -> None:
@@ -369,6 +444,7 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
         for conn in failures[:5]:
             say(f"  connect failure {conn.username}: {conn.failure}")
         await asyncio.sleep(SETTLE_S)
+        await server_idle(daphne.pid)
         rss_after = rss_kib(daphne.pid)
         connected = len(listeners) - len(failures)
         per_conn = (rss_after - rss_before) / connected if connected else None
@@ -388,8 +464,13 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
         # Approve: a listener raises a hand, the host sees it, approves, everyone sees the new speaker.
         approve_samples, approve_missing, hands_missed = [], 0, 0
         approve_rounds = min(args.rounds, STAGE_SEATS_FOR_SPEAKERS, len(live) - 1)
+        askers = iter(live[1:])
         for r in range(approve_rounds):
-            asker = live[r + 1]
+            if not host.usable:
+                raise RuntimeError("the server closed the host's socket")
+            asker = next((c for c in askers if c.usable), None)
+            if asker is None:
+                raise RuntimeError("no listener socket left open to ask to speak")
             hand = Round(
                 lambda m, who=asker.username: (
                     m.get("type") == "participant.updated"
@@ -400,14 +481,16 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
             )
             bench.rounds.append(hand)
             await asker.send({"type": "request_speak"})
+            hand_timeout = deadline.left(HAND_TIMEOUT_S)
             try:
-                await asyncio.wait_for(hand.done.wait(), deadline.left(HAND_TIMEOUT_S))
+                await asyncio.wait_for(hand.done.wait(), hand_timeout)
             except TimeoutError:
                 hands_missed += 1
                 say(f"  approve round {r + 1}: the host never saw @{asker.username}'s hand; skipped")
                 continue
             finally:
                 bench.rounds.remove(hand)
+            await server_idle(daphne.pid)  # the hand event still goes through every consumer's filter
             samples, missing = await timed_round(
                 bench,
                 conns,
@@ -425,17 +508,19 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
             await asyncio.sleep(ROUND_PAUSE_S)
 
         # Reactions: one listener reacts, everyone sees it.
-        reactor = live[0]
         reaction_samples, reaction_missing = [], 0
         for r in range(args.rounds):
+            reactor = next((c for c in live if c.usable), None)
+            if reactor is None:
+                raise RuntimeError("no listener socket left open to react")
             emoji = REACTIONS[r % len(REACTIONS)]
             samples, missing = await timed_round(
                 bench,
                 conns,
-                lambda m, emoji=emoji: (
-                    m.get("type") == "reaction" and m["emoji"] == emoji and m["user"]["username"] == reactor.username
+                lambda m, emoji=emoji, who=reactor.username: (
+                    m.get("type") == "reaction" and m["emoji"] == emoji and m["user"]["username"] == who
                 ),
-                lambda emoji=emoji: reactor.send({"type": "react", "emoji": emoji}),
+                lambda emoji=emoji, who=reactor: who.send({"type": "react", "emoji": emoji}),
             )
             reaction_samples += samples
             reaction_missing += missing
@@ -469,6 +554,12 @@ async def drive(args, seeded: dict, port: int, daphne: subprocess.Popen, deadlin
             say(f"closed {len(conns)} sockets in {time.perf_counter() - started:.1f}s")
         except TimeoutError:
             say("closing the sockets timed out; daphne is stopped anyway")
+        waited = await server_idle(daphne.pid, CLOSE_TIMEOUT_S)
+        figures["server_disconnects_s"] = round(time.perf_counter() - started, 1)
+        say(
+            f"daphne finished the disconnects {figures['server_disconnects_s']:.1f}s after the first close"
+            + (" (still busy: gave up waiting)" if waited >= CLOSE_TIMEOUT_S else "")
+        )
     return figures
 
 
@@ -476,6 +567,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listeners", type=int, default=1000, help="listener sockets (default 1000)")
     parser.add_argument("--rounds", type=int, default=5, help="approve and reaction rounds (default 5)")
+    parser.add_argument("--connect-concurrency", type=int, default=50, help="sockets opening at once (default 50)")
+    parser.add_argument("--redis", metavar="URL", help="channel layer and cache on this Redis (127.0.0.1 only)")
+    parser.add_argument("--log", metavar="PATH", help="keep daphne's log there")
     parser.add_argument("--seed", metavar="PATH", help=argparse.SUPPRESS)  # internal: the seeding subprocess
     args = parser.parse_args()
     if args.seed:
@@ -483,10 +577,15 @@ def main() -> int:
         return 0
     if args.listeners < 2 or args.rounds < 1:
         parser.error("need at least 2 listeners and 1 round")
+    if args.redis and urllib.parse.urlsplit(args.redis).hostname not in ("127.0.0.1", "localhost"):
+        parser.error("--redis must point at 127.0.0.1")
 
     deadline = Deadline(TOTAL_CAP_S)
     nofile = raise_nofile(args.listeners + 256)
+    load = os.getloadavg()[0]
     say(f"{args.listeners} listeners, {args.rounds} rounds; {os.cpu_count()} CPUs; RLIMIT_NOFILE {nofile}")
+    if load > 0.5:
+        say(f"warning: load average {load:.2f} before starting: other work shares the CPUs and skews the figures")
     workdir = Path(tempfile.mkdtemp(prefix="room_events-"))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
     env.update(
@@ -496,11 +595,23 @@ def main() -> int:
         DJANGO_SETTINGS_MODULE="spaces_site.settings",
         MEDIA_ROOT=str(workdir / "uploads"),
     )
+    if args.redis:
+        env.update(REDIS_URL=args.redis, CELERY_TASK_ALWAYS_EAGER="1")
     daphne = None
     log_path = workdir / "daphne.log"
-    result: dict = {"bench": "room_events", "listeners": args.listeners, "connections": args.listeners + 1}
+    result: dict = {
+        "bench": "room_events",
+        "listeners": args.listeners,
+        "connections": args.listeners + 1,
+        "channel_layer": "redis" if args.redis else "in-memory",
+        "loadavg_1m_at_start": round(load, 2),
+        "connect_concurrency": args.connect_concurrency,
+    }
+    seeded = None
     status = 1
     try:
+        if args.redis:
+            redis_ensure_empty(args.redis)
         run_step("migrate", [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
         seed_path = workdir / "seed.json"
         run_step(
@@ -535,17 +646,33 @@ def main() -> int:
             client_now.ru_utime + client_now.ru_stime - client_started.ru_utime - client_started.ru_stime, 1
         )
         status = 0
-    except (Exception, TimeoutError) as error:
+    except (Exception, KeyboardInterrupt) as error:  # SIGTERM arrives as KeyboardInterrupt
         say(f"FAILED: {type(error).__name__}: {error}")
         result["failed"] = f"{type(error).__name__}: {error}"
     finally:
         if daphne is not None:
-            stop(daphne)
+            started = time.monotonic()
+            result["daphne_stop"] = stop(daphne)
+            say(f"daphne {result['daphne_stop']} in {time.monotonic() - started:.1f}s")
+        if args.redis and seeded is not None:
+            with contextlib.suppress(Exception):
+                redis_groups_clear(args.redis, seeded)
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         errors = server_errors(log_text)
         result["server_errors"] = len(errors)
-        for block in errors[:3]:
-            say("daphne logged:\n" + block[:3000])
+        kinds: dict[str, list[str]] = {}
+        for block in errors:
+            kind = block.splitlines()[-1].strip()
+            if "took too long to shut down" in kind:
+                kind = "daphne: an application instance took too long to shut down and was killed"
+            kinds.setdefault(kind, []).append(block)
+        result["server_error_kinds"] = {last[:200]: len(blocks) for last, blocks in kinds.items()}
+        for blocks in list(kinds.values())[:3]:
+            lines = blocks[0].splitlines()
+            shown = lines if len(lines) <= 24 else [*lines[:2], "  ...", *lines[-20:]]
+            say(f"daphne logged this {len(blocks)} time(s):\n" + "\n".join(shown))
+        if args.log and log_path.exists():
+            shutil.copyfile(log_path, args.log)
         shutil.rmtree(workdir, ignore_errors=True)
 
     met = {
@@ -558,7 +685,8 @@ def main() -> int:
         "server_rss_per_connection_kib": result.get("server_rss_per_connection_kib") is not None
         and result["server_rss_per_connection_kib"] <= GOAL["server_rss_per_connection_kib"],
     }
-    result.update(goal=GOAL, goal_met=met, all_goals_met=all(met.values()), cpus=os.cpu_count(), notes=NOTES)
+    notes = NOTES.format(cpus=os.cpu_count(), layer="Redis" if args.redis else "In-memory")
+    result.update(goal=GOAL, goal_met=met, all_goals_met=all(met.values()), cpus=os.cpu_count(), notes=notes)
     say(f"done in {deadline.elapsed():.0f}s")
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return status

@@ -6,6 +6,7 @@ printed to the console. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL
 and Redis. Code reads `django.conf.settings`, never `os.environ`.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -120,7 +121,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "spaces"},
+            # redis-py raises past its pool size; a thousand sockets closing at once need room.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000)}],
+                "prefix": "spaces",
+            },
         }
     }
     CACHES = {
@@ -244,3 +249,12 @@ SPACES_PRESENCE_SWEEP_S = env_int("SPACES_PRESENCE_SWEEP_S", 5)  # 0: only Celer
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 16 * 1024)
 SPACES_WS_RATE = env_int("SPACES_WS_RATE", 10)  # commands per second, sustained
 SPACES_WS_BURST = env_int("SPACES_WS_BURST", 20)
+
+# Media: STUN/TURN servers handed to browsers and to the worker, as JSON
+# ([{"urls": "turn:turn.example:3478", "username": "u", "credential": "p"}]).
+SPACES_ICE_SERVERS = json.loads(os.environ.get("SPACES_ICE_SERVERS", "[]"))
+SPACES_MEDIA_WORKERS = env_int("SPACES_MEDIA_WORKERS", 1)
+# Run the media worker inside the web process (the one-command default).
+SPACES_MEDIA_IN_PROCESS = env_bool("SPACES_MEDIA_IN_PROCESS", True)
+# Offer 127.0.0.1 as an ICE candidate (tests and benchmarks on one machine).
+SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
