@@ -1,0 +1,146 @@
+"""The one place the media worker reaches below aiortc's public API (aiortc 1.16.0, pinned).
+
+Three needs that the public API does not meet, each measured (docs/media.md):
+
+1. **Encoded packets in.** `RTCRtpReceiver` always decodes, behind a jitter
+   buffer that holds four frames (80 ms) and stalls after a loss. `tap_receiver`
+   replaces the receiver's `_handle_rtp_packet` on that one receiver, so every
+   RTP packet (already SRTP-decrypted and parsed by the DTLS transport) goes
+   to our callback instead: we forward the Opus payload untouched to other
+   speakers and decode it ourselves, one frame deep.
+2. **One packet, many listeners.** An `RTCRtpSender` per listener costs an
+   asyncio task and ~80 µs per packet. `ListenerSink` sends a serialized RTP
+   packet to one listener with what is left of the work: SRTP protect
+   (`RTCDtlsTransport._tx_srtp`) and a UDP `sendto` on the nominated ICE pair
+   (`RTCIceTransport._connection._nominated`). The sender keeps its SSRC,
+   payload type and header extensions from negotiation; we read them here.
+3. **Loopback ICE.** aioice leaves 127.0.0.1 out of its host candidates;
+   `allow_loopback_candidates` puts it back (tests and benchmarks only,
+   behind `SPACES_MEDIA_ICE_LOOPBACK`).
+
+Everything else (negotiation, DTLS, RTCP) stays aiortc's.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aioice.ice
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+log = logging.getLogger(__name__)
+
+PacketCallback = Callable[[RtpPacket], None]
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketCallback) -> None:
+    """Send every RTP packet of `receiver` to `on_packet` instead of aiortc's jitter buffer and decoder."""
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.payload:
+            on_packet(packet)
+
+    # An instance attribute shadows the method the DTLS transport's router calls.
+    receiver._handle_rtp_packet = handle_rtp_packet
+
+
+class ParkedTrack(MediaStreamTrack):
+    """A track that never yields: keeps a sender's own RTP loop asleep at no cost."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._never = asyncio.get_running_loop().create_future()
+
+    async def recv(self):
+        await self._never
+
+    def stop(self) -> None:
+        if not self._never.done():
+            self._never.cancel()
+        super().stop()
+
+
+@dataclass
+class RtpShape:
+    """What negotiation fixed for one sender: identical shapes serialize to identical bytes."""
+
+    ssrc: int
+    payload_type: int
+    mid: str | None
+    extensions: tuple[tuple[str, int], ...]
+
+    def key(self) -> tuple:
+        return (self.ssrc, self.payload_type, self.mid, self.extensions)
+
+
+def sender_shape(transceiver: RTCRtpTransceiver) -> RtpShape:
+    """Read the SSRC, payload type, mid and header extension ids a started sender uses."""
+    sender: RTCRtpSender = transceiver.sender
+    codec = transceiver._codecs[0]
+    extensions = tuple(sorted((ext.uri, ext.id) for ext in transceiver._headerExtensions))
+    return RtpShape(ssrc=sender._ssrc, payload_type=codec.payloadType, mid=transceiver.mid, extensions=extensions)
+
+
+def serialize(shape: RtpShape, *, payload: bytes, sequence_number: int, timestamp: int) -> bytes:
+    """One RTP packet in the shape a sender negotiated."""
+    packet = RtpPacket(payload_type=shape.payload_type, sequence_number=sequence_number, timestamp=timestamp)
+    packet.ssrc = shape.ssrc
+    packet.marker = 1
+    packet.payload = payload
+    packet.extensions.mid = shape.mid
+    extension_map = HeaderExtensionsMap()
+    extension_map.configure(_ExtensionParams(shape.extensions))
+    return packet.serialize(extension_map)
+
+
+class _ExtensionParams:
+    """The shape `HeaderExtensionsMap.configure` reads: `.headerExtensions` with `.uri` and `.id`."""
+
+    def __init__(self, extensions: tuple[tuple[str, int], ...]):
+        self.headerExtensions = [_Extension(uri, ext_id) for uri, ext_id in extensions]
+
+
+@dataclass
+class _Extension:
+    uri: str
+    id: int
+
+
+class ListenerSink:
+    """Sends already-serialized RTP to one listener: SRTP protect and one `sendto`."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver):
+        self.transceiver = transceiver
+        self.dtls = transceiver.sender.transport
+        self.sent = 0
+
+    def ready(self) -> bool:
+        return self.dtls._tx_srtp is not None and self.dtls.state == "connected"
+
+    def send(self, data: bytes) -> bool:
+        """Protect and send one packet; False if the listener is not connected (yet or any more)."""
+        if not self.ready():
+            return False
+        pair = self.dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return False
+        pair.protocol.transport.sendto(self.dtls._tx_srtp.protect(data), pair.remote_addr)
+        self.sent += 1
+        return True
+
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def allow_loopback_candidates() -> None:
+    """Offer 127.0.0.1 as a host candidate too (aioice leaves it out)."""
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = _original_get_host_addresses(use_ipv4, use_ipv6)
+        return [*addresses, "127.0.0.1"] if use_ipv4 and "127.0.0.1" not in addresses else addresses
+
+    aioice.ice.get_host_addresses = with_loopback

@@ -1,0 +1,68 @@
+"""Signalling between the web processes and the media workers, over the channel layer.
+
+A client sends its SDP offer on the space's websocket (`media.offer`); the
+consumer passes it to the worker that hosts the space (`worker_channel`),
+naming its own channel as `reply_to`; the worker answers there with
+`media.answer` or `media.error`, which the consumer relays. When the socket
+closes the consumer sends `media.leave`. The worker also listens to the
+space's event group, so mutes, stage changes and the end reach it as they
+reach every client. Offers are complete (ICE gathered), so no trickle.
+
+`admit` is the worker's own check, made from the database, never from what
+the web process says: may this user receive the space's audio, and may they
+publish?
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.models import User
+from rooms import selectors
+from rooms.errors import SpaceNotFound
+from rooms.models import STAGE_ROLES, Participant
+
+OFFER = "media.offer"
+ANSWER = "media.answer"
+ERROR = "media.error"
+LEAVE = "media.leave"
+MAX_SDP = 64 * 1024
+
+
+def worker_channel(space_id: int) -> str:
+    """The worker that hosts a space: spaces are spread over workers by id."""
+    return f"media.worker.{space_id % settings.SPACES_MEDIA_WORKERS}"
+
+
+def worker_channel_for_index(index: int) -> str:
+    return f"media.worker.{index}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    code: str
+    detail: str
+    username: str = ""
+    muted: bool = True
+
+
+def admit(*, user_id: int | None, space_id: int, publish: bool) -> Admission:
+    user = User.objects.filter(pk=user_id, is_active=True).first() if user_id else AnonymousUser()
+    if user is None:
+        return Admission(False, "not_allowed", "No such account.")
+    try:
+        space = selectors.space_get(space_id=space_id)
+    except SpaceNotFound as error:
+        return Admission(False, error.code, error.detail)
+    entry = selectors.entry_decision(user=user, space=space)
+    if not entry.allowed:
+        return Admission(False, entry.code, entry.detail)
+    username = user.username if user.is_authenticated else ""
+    if not publish:
+        return Admission(True, "listen", "Listening.", username)
+    participant = Participant.objects.filter(space=space, user_id=user_id, left_at__isnull=True).first()
+    if participant is None or participant.role not in STAGE_ROLES:
+        return Admission(False, "not_on_stage", "Only people on stage can speak.", username)
+    return Admission(True, "publish", "Speaking.", username, participant.muted)
