@@ -63,7 +63,8 @@ async def answer_speaker(sdp: str) -> tuple[RTCPeerConnection, RTCRtpTransceiver
     """Receive the microphone on the first transceiver; send other speakers on the rest."""
     pc, audio = await _open(sdp)
     microphone, *slots = audio
-    if microphone._offerDirection not in ("sendonly", "sendrecv"):
+    # `_offerDirection` is seen from our side: a client that sends offers what we receive.
+    if microphone._offerDirection not in ("recvonly", "sendrecv"):
         await pc.close()
         raise OfferRefused("bad_offer", "A speaker's first transceiver sends their microphone.")
     microphone.direction = "recvonly"

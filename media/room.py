@@ -212,7 +212,7 @@ class Room:
             self._speaking_event(speaker, speaking)
 
     def _speaking_event(self, speaker: Speaker, speaking: bool) -> None:
-        self.emit({"type": "speaking", "user": speaker.username, "speaking": speaking})
+        self.emit({"type": "speaking", "user": {"username": speaker.username}, "speaking": speaking})
 
     async def close(self) -> None:
         if self.task is not None:

@@ -155,7 +155,7 @@ class MediaWorker:
         await room.close()
 
 
-_in_process: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+_in_process: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
 
 
 def ensure_in_process_worker() -> None:
@@ -163,8 +163,15 @@ def ensure_in_process_worker() -> None:
     if not settings.SPACES_MEDIA_IN_PROCESS:
         return
     loop = asyncio.get_running_loop()
-    task = _in_process.get(loop)
-    if task is None or task.done():
-        _in_process.clear()
+    tasks = _in_process.get(loop)
+    if tasks is None or any(task.done() for task in tasks):
+        stop_in_process_workers()
         workers = [MediaWorker(signalling.worker_channel_for_index(n)) for n in range(settings.SPACES_MEDIA_WORKERS)]
-        _in_process[loop] = asyncio.gather(*(loop.create_task(w.run()) for w in workers))
+        _in_process[loop] = [loop.create_task(w.run()) for w in workers]
+
+
+def stop_in_process_workers() -> None:
+    for tasks in _in_process.values():
+        for task in tasks:
+            task.cancel()
+    _in_process.clear()

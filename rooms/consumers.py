@@ -248,8 +248,8 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
     def _about_me(self, event: dict) -> bool:
         if not self.user.is_authenticated:
             return False
-        who = event.get("participant", {}).get("user") or event.get("user") or {}
-        return who.get("username") == self.user.username
+        who = event.get("participant", {}).get("user") or event.get("user")
+        return isinstance(who, dict) and who.get("username") == self.user.username
 
     async def account_banned(self, event):
         await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})

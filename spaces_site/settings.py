@@ -246,7 +246,7 @@ SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)
 SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
 SPACES_PRESENCE_SWEEP_S = env_int("SPACES_PRESENCE_SWEEP_S", 5)  # 0: only Celery beat sweeps
-SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 16 * 1024)
+SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
 SPACES_WS_RATE = env_int("SPACES_WS_RATE", 10)  # commands per second, sustained
 SPACES_WS_BURST = env_int("SPACES_WS_BURST", 20)
 
@@ -258,3 +258,30 @@ SPACES_MEDIA_WORKERS = env_int("SPACES_MEDIA_WORKERS", 1)
 SPACES_MEDIA_IN_PROCESS = env_bool("SPACES_MEDIA_IN_PROCESS", True)
 # Offer 127.0.0.1 as an ICE candidate (tests and benchmarks on one machine).
 SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
+
+# Ticketing (PRODUCT.md §5): Stripe Checkout with Connect Express destination charges.
+# Without STRIPE_SECRET_KEY, buying and onboarding answer 503 ("payments are not set up").
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+# One or more webhook signing secrets, comma-separated (the platform endpoint's, and a
+# Connect endpoint's when account events come to a separate endpoint).
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRET", [])
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 20)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_CONNECT_COUNTRY = os.environ.get("STRIPE_CONNECT_COUNTRY", "US")
+SPACES_TICKETED_HOSTED_WINDOW_D = env_int("SPACES_TICKETED_HOSTED_WINDOW_D", 30)
+SPACES_TICKET_PRICE_MIN = env_int("SPACES_TICKET_PRICE_MIN", 100)  # minor units: 1.00
+SPACES_TICKET_PRICE_MAX = env_int("SPACES_TICKET_PRICE_MAX", 99900)  # 999.00
+SPACES_TICKET_CURRENCIES = env_list("SPACES_TICKET_CURRENCIES", ["usd", "eur", "gbp"])
+SPACES_TICKET_CAP_MAX = env_int("SPACES_TICKET_CAP_MAX", 100_000)
+# A seat is held while its Checkout Session is open: Stripe's minimum lifetime is 30 minutes.
+SPACES_TICKET_HOLD_MIN = env_int("SPACES_TICKET_HOLD_MIN", 30)
+# After a session's expiry, how long to wait for Stripe's webhook before the sweep asks Stripe itself.
+SPACES_TICKET_HOLD_GRACE_S = env_int("SPACES_TICKET_HOLD_GRACE_S", 300)
+SPACES_TICKET_SWEEP_S = env_int("SPACES_TICKET_SWEEP_S", 60)  # Celery beat: stale holds and stuck refunds
+# The platform's application fee: 3 % of a creator's lifetime ticket sales up to 50,000.00, 20 % above.
+SPACES_TICKET_FEE_LOW_BPS = env_int("SPACES_TICKET_FEE_LOW_BPS", 300)
+SPACES_TICKET_FEE_HIGH_BPS = env_int("SPACES_TICKET_FEE_HIGH_BPS", 2000)
+SPACES_TICKET_FEE_TIER_MINOR = env_int("SPACES_TICKET_FEE_TIER_MINOR", 5_000_000)
+SPACES_REFUND_MAX_RETRIES = env_int("SPACES_REFUND_MAX_RETRIES", 12)
+SPACES_REFUND_BACKOFF_MAX_S = env_int("SPACES_REFUND_BACKOFF_MAX_S", 3600)
