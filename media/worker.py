@@ -147,6 +147,11 @@ class MediaWorker:
                 else:
                     room.set_muted(speaker.user_id, participant["muted"])
 
+    async def close(self) -> None:
+        """Hang up every connection (the process is stopping)."""
+        for space_id in list(self.rooms):
+            await self._close_room(space_id)
+
     async def _close_room(self, space_id: int) -> None:
         room = self.rooms.pop(space_id)
         for key in [k for k, s in self.peers.items() if s == space_id]:

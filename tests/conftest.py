@@ -2,6 +2,7 @@ import os
 import shutil
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
@@ -17,6 +18,8 @@ def pytest_collection_modifyitems(config, items):
     leave_out = {}
     if connection.vendor != "postgresql":
         leave_out["postgres"] = "needs PostgreSQL (set DATABASE_URL)"
+    if not settings.REDIS_URL:
+        leave_out["redis"] = "needs Redis (set REDIS_URL)"
     if not shutil.which(CHROMIUM):
         if STRICT:
             raise pytest.UsageError(f"Browser tests need Chromium at {CHROMIUM}.")
