@@ -19,6 +19,7 @@
   var countEl = document.querySelector("[data-listener-count]");
 
   var state = { you: null, stage: [], hands: [], space: null, ended: false };
+  var audio = window.SpaceAudio ? new window.SpaceAudio({ send: send, status: function (text, isError) { setStatus(text, isError, true); } }) : null;
   var socket = null;
   var heartbeat = null;
   var retries = 0;
@@ -148,7 +149,11 @@
         if (window.confirm("End this space for everyone?")) send({ type: "end" });
       }, "button button-small button-danger-outline"));
     }
-    controlsEl.appendChild(button("Leave", function () { send({ type: "leave" }); location.href = "/"; }, "button button-small button-outline"));
+    controlsEl.appendChild(button("Leave", function () {
+      if (audio) audio.stop();
+      send({ type: "leave" });
+      location.href = "/";
+    }, "button button-small button-outline"));
   }
 
   function renderSpace() {
@@ -211,8 +216,26 @@
       startHeartbeat(m.heartbeat_s || 20);
       setStatus("");
       renderAll();
+      if (audio) {
+        audio.iceServers = m.ice_servers || [];
+        audio.setMuted(m.you ? m.you.muted : true);
+        audio.start(!!m.you && m.you.role !== "listener");
+      }
     },
-    "participant.updated": function (m) { applyParticipant(m.participant); renderAll(); },
+    "participant.updated": function (m) {
+      applyParticipant(m.participant);
+      if (audio && m.participant.user.username === me) {
+        audio.setMuted(m.participant.muted);
+        audio.start(m.participant.role !== "listener");
+      }
+      renderAll();
+    },
+    speaking: function (m) {
+      var li = stageEl.querySelector('[data-username="' + m.user.username + '"]');
+      if (li) li.classList.toggle("speaking", m.speaking);
+    },
+    "media.answer": function (m) { if (audio) audio.onAnswer(m); },
+    "media.error": function (m) { if (audio) audio.onError(m); },
     "participant.removed": function (m) {
       state.stage = drop(state.stage, m.user.username);
       state.hands = drop(state.hands, m.user.username);
@@ -221,6 +244,7 @@
     "space.updated": function (m) { state.space = m.space; renderAll(); },
     "space.ended": function (m) {
       state.ended = true;
+      if (audio) audio.stop();
       state.space = m.space;
       document.querySelectorAll(".badge-live").forEach(function (b) { b.remove(); });
       document.querySelector("[data-space-state-label]").textContent = m.space.state === "cancelled" ? "Cancelled" : "Ended";
@@ -253,6 +277,7 @@
     });
     socket.addEventListener("close", function (event) {
       clearInterval(heartbeat);
+      if (audio) audio.close();
       if (state.ended || FINAL[event.code]) {
         if (event.code === 4429) setStatus("Disconnected for sending too much.", true, true);
         return;

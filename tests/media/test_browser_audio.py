@@ -1,0 +1,121 @@
+"""A host speaking from headless Chromium (a WAV file as the microphone) is heard by a listener."""
+
+import asyncio
+import json
+import threading
+
+import numpy as np
+import pytest
+import websockets
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from django.db import connections
+from django.test import Client
+from playwright.sync_api import sync_playwright
+
+from rooms.models import Space
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.factories import PASSWORD, UserFactory
+from tests.media.clients import Recorder, peaks, rms, wait_connected, write_tone
+from tests.rooms.scene import make_host
+
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.django_db(transaction=True)]
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def media_loopback(monkeypatch):
+    # The live server's child process reads this: its worker offers 127.0.0.1.
+    monkeypatch.setenv("SPACES_MEDIA_ICE_LOOPBACK", "1")
+
+
+@pytest.fixture
+def speaking_browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    wav = write_tone(tmp_path / "a440.wav", 440, seconds=10)
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--allow-loopback-in-peer-connection",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield browser
+        browser.close()
+    connections.close_all()
+
+
+def listen(ws_url: str, space_id: int, cookie: str, seconds: float) -> dict:
+    """An aiortc listener on its own thread and event loop: join over the websocket, record."""
+    result: dict = {}
+
+    async def run() -> None:
+        headers = {"Cookie": f"sessionid={cookie}", "Origin": ws_url.replace("ws://", "http://")}
+        async with websockets.connect(f"{ws_url}/ws/spaces/{space_id}/", additional_headers=headers) as socket:
+            assert json.loads(await socket.recv())["type"] == "snapshot"
+            pc = RTCPeerConnection()
+            heard = Recorder()
+            pc.on("track", heard.attach)
+            pc.addTransceiver("audio", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            await socket.send(json.dumps({"type": "media.offer", "sdp": pc.localDescription.sdp, "publish": False}))
+            async with asyncio.timeout(10):
+                while (message := json.loads(await socket.recv()))["type"] != "media.answer":
+                    assert message["type"] != "media.error", message
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="answer"))
+            await wait_connected(pc)
+            await asyncio.sleep(1.0)
+            result["samples"] = await heard.record(seconds)
+            await pc.close()
+
+    def target() -> None:
+        from media.aiortc_bridge import allow_loopback_candidates
+
+        allow_loopback_candidates()
+        try:
+            asyncio.run(run())
+        except Exception as error:  # noqa: BLE001 - handed to the test, which fails with it
+            result["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=40)
+    return result
+
+
+def test_host_speaks_from_chromium_and_a_listener_hears_the_tone(media_loopback, asgi_live_server, speaking_browser):
+    # given: a host in Chromium whose microphone plays 440 Hz, and a listener
+    make_host(username="hana")
+    fan = UserFactory(username="fan")
+    client = Client()
+    client.force_login(fan)
+    cookie = client.cookies["sessionid"].value
+    page = speaking_browser.new_context().new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{asgi_live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "hana")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{asgi_live_server.url}/")
+
+    # when: the host starts a space and unmutes
+    page.goto(f"{asgi_live_server.url}/spaces/new/")
+    page.fill("input[name=title]", "Tone check")
+    page.get_by_role("button", name="Start your space").click()
+    page.get_by_role("button", name="🎙 Unmute").click()
+    page.get_by_role("button", name="🔇 Mute").wait_for()
+    space = Space.objects.get(title="Tone check")
+    heard = listen(asgi_live_server.ws_url, space.pk, cookie, seconds=2.0)
+
+    # then: the listener receives non-silent audio at the tone's frequency
+    assert "error" not in heard, heard.get("error")
+    samples: np.ndarray = heard["samples"]
+    assert rms(samples) > 300
+    assert peaks(samples, count=1) == [440]
+    # and the host's page shows them speaking, from the worker's audio levels
+    page.locator('#stage li.speaking[data-username="hana"]').wait_for()
+    assert errors == []
