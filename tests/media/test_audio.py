@@ -80,3 +80,35 @@ async def test_tone_reaches_listener_mute_silences_and_speakers_hear_only_each_o
         await pc.close()
     for socket in (alto_socket, bass_socket, fan_socket):
         await socket.disconnect()
+
+
+async def test_a_speaker_whose_connection_drops_reconnects_and_is_heard_again(loopback, tmp_path):
+    # given: a speaker heard by a listener
+    space = await db(make_space)()
+    singer, fan = await db(UserFactory)(), await db(UserFactory)()
+    await db(seat)(space, singer, Role.SPEAKER, muted=False)
+    singer_socket, _ = await connect(space.pk, singer)
+    fan_socket, _ = await connect(space.pk, fan)
+    wav = write_tone(tmp_path / "a440.wav", 440)
+    first_pc, _, _ = await join_as_speaker(singer_socket, wav)
+    fan_pc, fan_heard, _ = await join_as_listener(fan_socket)
+    await wait_connected(first_pc)
+    await wait_connected(fan_pc)
+
+    # when: the speaker's connection dies and their client offers again on the same socket
+    await first_pc.close()
+    await asyncio.sleep(0.5)
+    gap = await fan_heard.record(0.5)
+    second_pc, _, answer = await join_as_speaker(singer_socket, wav)
+    await wait_connected(second_pc)
+    await asyncio.sleep(1.0)
+    back = await fan_heard.record(1.5)
+
+    # then: silence while they were gone, their tone again after, as a speaker
+    assert rms(gap) < 50
+    assert answer["type"] == "media.answer" and answer["publish"] is True
+    assert peaks(back, count=1) == [440]
+    for pc in (second_pc, fan_pc):
+        await pc.close()
+    for socket in (singer_socket, fan_socket):
+        await socket.disconnect()
