@@ -84,33 +84,35 @@ class SpaceApi(APIView):
         return Response(_detail(space, request.user))
 
 
-class SpaceStartApi(APIView):
+class _SpaceTransitionApi(APIView):
+    """POST moves the space along its lifecycle through one service."""
+
     permission_classes = [permissions.IsAuthenticated]
-
-    @extend_schema(request=None, responses={200: SpaceDetailSerializer, **error_responses(401, 403, 404, 409)})
-    def post(self, request: Request, space_id: int) -> Response:
-        space = services.space_start(actor=request.user, space_id=space_id)
-        return Response(_detail(space, request.user))
-
-
-class SpaceEndApi(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    transition = staticmethod(services.space_start)
 
     @extend_schema(request=None, responses={200: SpaceDetailSerializer, **error_responses(401, 403, 404, 409)})
     def post(self, request: Request, space_id: int) -> Response:
         selectors.space_get(space_id=space_id)
-        space = services.space_end(actor=request.user, space_id=space_id)
+        space = self.transition(actor=request.user, space_id=space_id)
         return Response(_detail(space, request.user))
 
 
-class SpaceCancelApi(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+class SpaceStartApi(_SpaceTransitionApi):
+    """Start a scheduled space (its host)."""
 
-    @extend_schema(request=None, responses={200: SpaceDetailSerializer, **error_responses(401, 403, 404, 409)})
-    def post(self, request: Request, space_id: int) -> Response:
-        selectors.space_get(space_id=space_id)
-        space = services.space_cancel(actor=request.user, space_id=space_id)
-        return Response(_detail(space, request.user))
+    transition = staticmethod(services.space_start)
+
+
+class SpaceEndApi(_SpaceTransitionApi):
+    """End a live space (its host, or staff)."""
+
+    transition = staticmethod(services.space_end)
+
+
+class SpaceCancelApi(_SpaceTransitionApi):
+    """Cancel a scheduled space (its host, or staff)."""
+
+    transition = staticmethod(services.space_cancel)
 
 
 class SpaceJoinApi(APIView):

@@ -21,14 +21,6 @@ pytestmark = [pytest.mark.media, pytest.mark.django_db(transaction=True)]
 db = database_sync_to_async
 
 
-@pytest.fixture
-def loopback(settings):
-    settings.SPACES_MEDIA_ICE_LOOPBACK = True
-    worker.stop_in_process_workers()
-    yield
-    worker.stop_in_process_workers()
-
-
 async def test_a_listener_asking_to_publish_is_refused(loopback, tmp_path):
     space = await db(make_space)()
     listener = await db(UserFactory)()

@@ -5,7 +5,6 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from media import worker
 from rooms import services
 from rooms.models import Role
 from tests.factories import UserFactory
@@ -15,14 +14,6 @@ from tests.rooms.ws import connect, next_event
 
 pytestmark = [pytest.mark.media, pytest.mark.django_db(transaction=True)]
 db = database_sync_to_async
-
-
-@pytest.fixture
-def loopback(settings):
-    settings.SPACES_MEDIA_ICE_LOOPBACK = True
-    worker.stop_in_process_workers()
-    yield
-    worker.stop_in_process_workers()
 
 
 async def test_tone_reaches_listener_mute_silences_and_speakers_hear_only_each_other(loopback, tmp_path):
