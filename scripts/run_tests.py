@@ -1,4 +1,4 @@
-"""The test command: lint, the migrations check, then the suite on each database.
+"""The test command: lint, the migrations and OpenAPI checks, then the suite on each database.
 
 Pass 1 runs on the embedded defaults (SQLite, in-memory channel layer).
 Pass 2 runs on PostgreSQL + Redis when they answer (TEST_DATABASE_URL,
@@ -43,6 +43,11 @@ def main() -> int:
         run(
             "migrations are up to date",
             [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+            DJANGO_SETTINGS_MODULE="spaces_site.settings_test",
+        ),
+        run(
+            "OpenAPI schema is valid, with no warnings",
+            [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
             DJANGO_SETTINGS_MODULE="spaces_site.settings_test",
         ),
         run("tests on SQLite, in-memory channel layer", [sys.executable, "-m", "pytest", *pytest_args]),
