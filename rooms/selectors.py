@@ -8,6 +8,7 @@ from accounts.models import Block, Follow, User
 from rooms.errors import EntryRefused, SpaceNotFound
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceBlock, SpaceState
 from rooms.payloads import participant_payload, space_payload
+from ticketing.selectors import holds_paid_ticket
 
 ROLE_ORDER = Case(
     When(role=Role.HOST, then=Value(0)),
@@ -48,12 +49,15 @@ def entry_decision(*, user: User, space: Space) -> Entry:
     if Block.objects.filter(blocker_id=space.host_id, blocked=user).exists():
         return Entry(False, "blocked", "You can't join this space.")
     if space.is_ticketed and not _admitted_without_ticket(user=user, space=space):
-        return Entry(False, "ticket_required", "This space needs a ticket.")
+        if not holds_paid_ticket(user=user, space=space):
+            return Entry(False, "ticket_required", "This space needs a ticket.")
+        return Entry(True, "ticket_holder", "Welcome, ticket holder.")
     return Entry(True, "allowed", "Welcome.")
 
 
 def _admitted_without_ticket(*, user: User, space: Space) -> bool:
-    """Co-hosts and invited speakers enter a ticketed space without a ticket."""
+    """Co-hosts and invited speakers enter a ticketed space without a ticket (paid holders pass
+    `ticketing.selectors.holds_paid_ticket`, the ticket rule)."""
     return Participant.objects.filter(
         Q(role__in=STAGE_ROLES) | Q(invited_at__isnull=False), space=space, user=user
     ).exists()

@@ -278,7 +278,6 @@ SPACES_TICKET_CAP_MAX = env_int("SPACES_TICKET_CAP_MAX", 100_000)
 SPACES_TICKET_HOLD_MIN = env_int("SPACES_TICKET_HOLD_MIN", 30)
 # After a session's expiry, how long to wait for Stripe's webhook before the sweep asks Stripe itself.
 SPACES_TICKET_HOLD_GRACE_S = env_int("SPACES_TICKET_HOLD_GRACE_S", 300)
-SPACES_TICKET_SWEEP_S = env_int("SPACES_TICKET_SWEEP_S", 60)  # Celery beat: stale holds and stuck refunds
 # The platform's application fee: 3 % of a creator's lifetime ticket sales up to 50,000.00, 20 % above.
 SPACES_TICKET_FEE_LOW_BPS = env_int("SPACES_TICKET_FEE_LOW_BPS", 300)
 SPACES_TICKET_FEE_HIGH_BPS = env_int("SPACES_TICKET_FEE_HIGH_BPS", 2000)

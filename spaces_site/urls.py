@@ -6,10 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts import urls as accounts_urls
 from rooms import urls as rooms_urls
+from ticketing import urls as ticketing_urls
 
 api_patterns = [
     *accounts_urls.api_urlpatterns,
     *rooms_urls.api_urlpatterns,
+    *ticketing_urls.api_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
@@ -19,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include(rooms_urls.urlpatterns)),
+    path("", include(ticketing_urls.urlpatterns)),
     path("", include(accounts_urls.urlpatterns)),
 ]
 

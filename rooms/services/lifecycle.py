@@ -13,6 +13,7 @@ from rooms import lock_objects, permissions, realtime
 from rooms.errors import ActionNotAllowed, AlreadyLive, InvalidSpace, WrongState
 from rooms.models import TITLE_MAX, TOPIC_MAX_LENGTH, TOPICS_MAX, Participant, Role, Space, SpaceState, SpeakPolicy
 from rooms.payloads import space_payload
+from ticketing.services import space_tickets_close
 
 
 def _clean_title(title: str) -> str:
@@ -133,6 +134,9 @@ def space_end(*, actor: User | None, space_id: int, reason: str = "host") -> Spa
             left_at=space.ended_at, hand_raised_at=None, invited_at=None
         )
         audit_record(actor=actor, action="rooms.space.ended", subject=space, reason=space.end_reason)
+        if space.is_ticketed:
+            # Open checkouts close; paid tickets are refunded only if the space never went live.
+            space_tickets_close(space=space, actor=actor, refund=space.started_at is None)
         realtime.emit(space.pk, {"type": "space.ended", "space": space_payload(space), "reason": space.end_reason})
     return space
 
@@ -150,6 +154,9 @@ def space_cancel(*, actor: User, space_id: int) -> Space:
         space.end_reason = "cancelled"
         space.save(update_fields=["state", "ended_at", "end_reason"])
         audit_record(actor=actor, action="rooms.space.cancelled", subject=space)
+        if space.is_ticketed:
+            # Every paid ticket is refunded: one Celery task per refund, queued after commit.
+            space_tickets_close(space=space, actor=actor, refund=True)
         realtime.emit(space.pk, {"type": "space.ended", "space": space_payload(space), "reason": "cancelled"})
     return space
 

@@ -1,0 +1,142 @@
+"""REST endpoints for ticketing: ticketed-hosting eligibility, Stripe onboarding, a space's
+offer, buying, my tickets and a creator's sales. Stripe's webhook is a plain view (`views.stripe_webhook`)."""
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.eligibility import ticketed_hosting_eligibility
+from rooms import selectors as rooms_selectors
+from spaces_site.api_errors import ErrorSerializer, error_responses
+from ticketing import selectors, services
+from ticketing.errors import NotTicketed
+from ticketing.payloads import offer_payload, sales_payload, ticket_payload
+from ticketing.serializers import (
+    CheckoutSerializer,
+    CreatorAccountSerializer,
+    OfferInputSerializer,
+    OfferSerializer,
+    OnboardingLinkSerializer,
+    SpaceSalesSerializer,
+    TicketedEligibilitySerializer,
+    TicketSerializer,
+)
+
+UNAVAILABLE = {503: OpenApiResponse(ErrorSerializer, description="Stripe is not set up or did not answer")}
+
+
+def checkout_urls(request: Request, space) -> dict:
+    """Where Stripe sends the buyer back: our success page (with the session id Stripe fills in) or the space."""
+    success = request.build_absolute_uri(reverse("ticket-checkout-success"))
+    return {
+        "success_url": f"{success}?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": request.build_absolute_uri(space.get_absolute_url()),
+    }
+
+
+def onboarding_urls(request: Request) -> dict:
+    return {
+        "return_url": request.build_absolute_uri(reverse("ticket-onboarding-return")),
+        "refresh_url": request.build_absolute_uri(reverse("ticket-onboarding-refresh")),
+    }
+
+
+class TicketedEligibilityApi(APIView):
+    """May I sell tickets? Which conditions fail, with the figures."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: TicketedEligibilitySerializer, **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response(ticketed_hosting_eligibility(request.user).as_dict())
+
+
+class StripeOnboardingApi(APIView):
+    """GET: my Stripe Connect account's state. POST: a link to Stripe's onboarding (creating the account)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: CreatorAccountSerializer, **error_responses(401, 404)})
+    def get(self, request: Request) -> Response:
+        account = selectors.creator_account_of(user=request.user)
+        if account is None:
+            return Response(
+                {"code": "no_creator_account", "detail": "You haven't started Stripe onboarding."},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response(CreatorAccountSerializer(account).data)
+
+    @extend_schema(request=None, responses={200: OnboardingLinkSerializer, **error_responses(401, 403), **UNAVAILABLE})
+    def post(self, request: Request) -> Response:
+        url = services.creator_onboarding_link(user=request.user, **onboarding_urls(request))
+        return Response({"url": url})
+
+
+class SpaceTicketingApi(APIView):
+    """A space's ticket offer. PUT (the host, before the space is live) sets price, currency and cap."""
+
+    permission_classes = [permissions.IsAuthenticatedOrReadOnly]
+
+    def _answer(self, space_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+        space = rooms_selectors.space_get(space_id=space_id)
+        box = selectors.ticket_box(space=space, user=self.request.user)
+        if box.offer is None:
+            raise NotTicketed("This space doesn't sell tickets.")
+        return Response(offer_payload(box.offer, seats_left=box.seats_left, on_sale=box.on_sale), status=status_code)
+
+    @extend_schema(responses={200: OfferSerializer, **error_responses(404)})
+    def get(self, request: Request, space_id: int) -> Response:
+        return self._answer(space_id)
+
+    @extend_schema(
+        request=OfferInputSerializer, responses={200: OfferSerializer, **error_responses(400, 401, 403, 404, 409)}
+    )
+    def put(self, request: Request, space_id: int) -> Response:
+        rooms_selectors.space_get(space_id=space_id)
+        data = OfferInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.space_ticketing_set(actor=request.user, space_id=space_id, **data.validated_data)
+        return self._answer(space_id)
+
+
+class SpaceTicketBuyApi(APIView):
+    """Buy a ticket: holds a seat and answers with Stripe Checkout's address (201).
+    Asking again answers 200 with the open checkout, or the ticket once paid."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: CheckoutSerializer,
+            200: CheckoutSerializer,
+            **error_responses(401, 403, 404, 409),
+            **UNAVAILABLE,
+        },
+    )
+    def post(self, request: Request, space_id: int) -> Response:
+        space = rooms_selectors.space_get(space_id=space_id)
+        start = services.checkout_start(buyer=request.user, space_id=space.pk, **checkout_urls(request, space))
+        body = {"created": start.created, "checkout_url": start.checkout_url, "ticket": ticket_payload(start.ticket)}
+        return Response(body, status=status.HTTP_201_CREATED if start.created else status.HTTP_200_OK)
+
+
+class MyTicketsApi(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: TicketSerializer(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response([ticket_payload(t) for t in selectors.tickets_of(user=request.user)[:200]])
+
+
+class MySalesApi(APIView):
+    """A creator's sales and payout figures, per ticketed space."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: SpaceSalesSerializer(many=True), **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response([sales_payload(s) for s in selectors.sales_of(user=request.user)])
