@@ -100,6 +100,7 @@ class TicketAdmin(ReadOnlyAdmin):
     @admin.action(description="Refund the selected paid tickets")
     def refund(self, request, queryset):
         refunded = []
+        skipped = queryset.exclude(state=TicketState.PAID).count()
         for ticket in queryset.filter(state=TicketState.PAID):
             try:
                 services.ticket_refund(actor=request.user, ticket_id=ticket.pk)
@@ -107,7 +108,6 @@ class TicketAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"Ticket {ticket.pk}: {error.detail}", messages.ERROR)
             else:
                 refunded.append(str(ticket.pk))
-        skipped = queryset.exclude(state=TicketState.PAID).count()
         if refunded:
             self.message_user(
                 request, f"Refund requested for ticket(s) {', '.join(refunded)}; see Refunds.", messages.SUCCESS
