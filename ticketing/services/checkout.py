@@ -84,8 +84,25 @@ def checkout_start(*, buyer: User, space_id: int, success_url: str, cancel_url: 
     return CheckoutStart(_checkout_attach(ticket_id=ticket.pk, session_id=session.id, url=session.url), created)
 
 
+def _sold_out(offer, taken: int) -> SoldOut:
+    return SoldOut(
+        f"Sold out: all {offer.cap} seats are sold or held by buyers paying right now. "
+        "A held seat comes back if its checkout expires.",
+        cap=offer.cap,
+        seats_taken=taken,
+    )
+
+
 def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
     """Under the offer's lock: the buyer's live ticket, or a new held one if a seat is free."""
+    # Without the lock first: in a rush most buyers find the space full, and they are told
+    # so without queueing on the lock behind the buyers who do get a seat. Only the count
+    # taken under the lock may give a seat away.
+    offer = selectors.offer_of(space_id=space_id)
+    if offer is not None and selectors.live_ticket_of(space_id=space_id, user=buyer) is None:
+        taken = selectors.seats_taken(space_id=space_id)
+        if taken >= offer.cap:
+            raise _sold_out(offer, taken)
     with transaction.atomic():
         offer = lock_objects.offer_for_update(space_id)
         if offer is None:
@@ -100,12 +117,7 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
         _ensure_may_buy(space=space, buyer=buyer, seller_user_id=offer.seller.user_id)
         taken = selectors.seats_taken(space_id=space_id)
         if taken >= offer.cap:
-            raise SoldOut(
-                f"Sold out: all {offer.cap} seats are sold or held by buyers paying right now. "
-                "A held seat comes back if its checkout expires.",
-                cap=offer.cap,
-                seats_taken=taken,
-            )
+            raise _sold_out(offer, taken)
         seller = lock_objects.creator_account_for_update(offer.seller_id)
         if not seller.charges_enabled:
             raise SalesClosed("The host can't take payments right now, so tickets are not on sale.", code="seller")
