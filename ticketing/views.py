@@ -1,5 +1,8 @@
 """Pages for ticketing (buy, success, my tickets, selling and onboarding) and Stripe's webhook endpoint."""
 
+import contextlib
+
+import stripe
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -69,7 +72,9 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     try:
         ticket = selectors.ticket_of_checkout(user=request.user, session_id=session_id)
         if ticket.state == TicketState.HELD:
-            services.checkout_session_sync(session_id=session_id)
+            # Stripe not answering just leaves the page saying it is confirming, and it checks again.
+            with contextlib.suppress(stripe.StripeError):
+                services.checkout_session_sync(session_id=session_id)
             ticket.refresh_from_db()
     except ServiceError as error:
         if error.status == 404:

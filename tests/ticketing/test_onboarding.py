@@ -110,3 +110,17 @@ def test_account_updated_for_an_account_we_do_not_know_is_ignored(stripe_standin
 
     assert not CreatorAccount.objects.exists()
     assert stripe_standin.calls() == []
+
+
+def test_when_stripe_does_not_answer_onboarding_is_a_503_that_says_so(stripe_standin, api):
+    api.force_authenticate(UserFactory(followers=700))
+    stripe_standin.fail_next("POST", "/v1/accounts")
+
+    answer = api.post("/api/me/stripe-onboarding/")
+
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "code": "payments_unavailable",
+        "detail": "Stripe didn't answer, so onboarding can't start now. Please try again.",
+    }
+    assert not CreatorAccount.objects.exists()

@@ -229,3 +229,18 @@ def test_admin_lists_orders_tickets_refunds_webhook_events_and_accounts_with_fil
     assert (
         "checkout.session.completed" in pages["/admin/ticketing/webhookevent/?status__exact=succeeded"].content.decode()
     )
+
+
+def test_the_success_page_waits_politely_when_neither_the_webhook_nor_stripe_answers(stripe_standin):
+    space = make_ticketed_space(stripe_standin)
+    buyer = UserFactory()
+    start = buy(buyer, space)
+    stripe_standin.pay(start.ticket.checkout_session_id)
+    stripe_standin.fail_next("GET", "/v1/checkout/sessions/")
+
+    page = signed_in(buyer).get(f"/tickets/checkout/success/?session_id={start.ticket.checkout_session_id}")
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Confirming your payment…" in html and '<meta http-equiv="refresh" content="3">' in html
+    assert Ticket.objects.get(pk=start.ticket.pk).state == TicketState.HELD

@@ -1,6 +1,7 @@
 """Creators' Stripe Connect Express accounts: create one, send the creator through Stripe's
 onboarding, and keep `charges_enabled` as Stripe says (the return page and `account.updated`)."""
 
+import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -9,6 +10,7 @@ from accounts.eligibility import ensure_may_host
 from accounts.models import User
 from accounts.services import audit_record
 from ticketing import lock_objects, selectors
+from ticketing.errors import PaymentsUnavailable
 from ticketing.models import CreatorAccount
 from ticketing.stripe_client import stripe_client
 
@@ -22,15 +24,18 @@ def creator_onboarding_link(*, user: User, return_url: str, refresh_url: str) ->
     when they finish or leave, and to `refresh_url` when the link is stale.
     """
     ensure_may_host(user)
-    account = selectors.creator_account_of(user=user) or _creator_account_create(user=user)
-    link = stripe_client().v1.account_links.create(
-        params={
-            "account": account.stripe_account_id,
-            "type": "account_onboarding",
-            "return_url": return_url,
-            "refresh_url": refresh_url,
-        }
-    )
+    try:
+        account = selectors.creator_account_of(user=user) or _creator_account_create(user=user)
+        link = stripe_client().v1.account_links.create(
+            params={
+                "account": account.stripe_account_id,
+                "type": "account_onboarding",
+                "return_url": return_url,
+                "refresh_url": refresh_url,
+            }
+        )
+    except stripe.StripeError as error:
+        raise PaymentsUnavailable("Stripe didn't answer, so onboarding can't start now. Please try again.") from error
     return link.url
 
 
@@ -91,6 +96,9 @@ def creator_account_refresh(*, user: User) -> CreatorAccount | None:
     account = selectors.creator_account_of(user=user)
     if account is None:
         return None
-    creator_account_sync(stripe_account_id=account.stripe_account_id)
+    try:
+        creator_account_sync(stripe_account_id=account.stripe_account_id)
+    except stripe.StripeError as error:
+        raise PaymentsUnavailable("Stripe didn't answer; your account's state will update shortly.") from error
     account.refresh_from_db()
     return account
