@@ -1,8 +1,9 @@
 """The signed-in user's own websocket, `/ws/me/`.
 
-It carries what concerns the person rather than a space (a ban now; the
-notifications issue adds live notifications). Every consumer a user opens
-joins the group `user.<id>`, so a ban closes all of them at once.
+It carries what concerns the person rather than a space: a ban, and new
+in-app notifications (`notification` events, sent by `scheduling.realtime`).
+Every consumer a user opens joins the group `user.<id>`, so a ban closes all
+of them at once.
 """
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -49,3 +50,6 @@ class AccountConsumer(AsyncJsonWebsocketConsumer):
     async def account_banned(self, event):
         await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})
         await self.close(code=CLOSE_BANNED)
+
+    async def notification_new(self, event):
+        await self.send_json({"type": "notification", "notification": event["notification"]})

@@ -255,6 +255,9 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})
         await self.close(code=CLOSE_REFUSED)
 
+    async def notification_new(self, event):
+        """Notifications go to the user's group, which this socket joins too; `/ws/me/` shows them."""
+
 
 _sweeper: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
 
@@ -16,4 +17,11 @@ app.conf.beat_schedule = {
     "rooms-presence-sweep": {"task": "rooms.tasks.presence_sweep_task", "schedule": 15.0},
     # Ticket holds whose Stripe webhook never came, and refunds whose task was lost.
     "ticketing-holds-sweep": {"task": "ticketing.tasks.holds_sweep_task", "schedule": 60.0},
+    # Reminders and notifications: lead reminders, stale claims, lost tasks, spaces that never started.
+    # A tick that waited longer than its period in the queue is dropped; the next one does the same work.
+    "scheduling-due-work": {
+        "task": "scheduling.tasks.due_work_task",
+        "schedule": float(settings.SPACES_DUE_WORK_S),
+        "options": {"expires": float(settings.SPACES_DUE_WORK_S)},
+    },
 }

@@ -284,3 +284,16 @@ SPACES_TICKET_FEE_HIGH_BPS = env_int("SPACES_TICKET_FEE_HIGH_BPS", 2000)
 SPACES_TICKET_FEE_TIER_MINOR = env_int("SPACES_TICKET_FEE_TIER_MINOR", 5_000_000)
 SPACES_REFUND_MAX_RETRIES = env_int("SPACES_REFUND_MAX_RETRIES", 12)
 SPACES_REFUND_BACKOFF_MAX_S = env_int("SPACES_REFUND_BACKOFF_MAX_S", 3600)
+
+# Scheduling, reminders and notifications (PRODUCT.md §6; docs/architecture.md, "Scheduling").
+SPACES_DUE_WORK_S = env_int("SPACES_DUE_WORK_S", 30)  # Celery beat: how often the due-work task runs
+# The in-process ticker runs the same task in the web process when there is no broker (0: off).
+SPACES_TICKER_S = env_int("SPACES_TICKER_S", SPACES_DUE_WORK_S if CELERY_TASK_ALWAYS_EAGER else 0)
+SPACES_FANOUT_CHUNK = env_int("SPACES_FANOUT_CHUNK", 1000)  # recipients per bulk insert while planning
+SPACES_DELIVERY_BATCH = env_int("SPACES_DELIVERY_BATCH", 500)  # deliveries per send task
+# A claim this old never reached `sent` (its worker died): the sweep returns it to pending.
+SPACES_DELIVERY_CLAIM_STALE_S = env_int("SPACES_DELIVERY_CLAIM_STALE_S", 300)
+# A pending delivery queued this long ago lost its task: queue it again.
+SPACES_DELIVERY_REQUEUE_S = env_int("SPACES_DELIVERY_REQUEUE_S", 300)
+SPACES_DELIVERY_MAX_ATTEMPTS = env_int("SPACES_DELIVERY_MAX_ATTEMPTS", 5)
+SPACES_DELIVERY_RETRY_S = env_int("SPACES_DELIVERY_RETRY_S", 60)  # wait after a failed email; doubles each time

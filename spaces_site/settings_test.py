@@ -15,3 +15,5 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="spaces-test-static-")
 WHITENOISE_USE_FINDERS = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
+# Tests run the scheduling due work themselves, at the times they choose.
+SPACES_TICKER_S = 0

@@ -6,11 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from accounts import urls as accounts_urls
 from rooms import urls as rooms_urls
+from scheduling import urls as scheduling_urls
 from ticketing import urls as ticketing_urls
 
 api_patterns = [
     *accounts_urls.api_urlpatterns,
     *rooms_urls.api_urlpatterns,
+    *scheduling_urls.api_urlpatterns,
     *ticketing_urls.api_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -21,6 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include(rooms_urls.urlpatterns)),
+    path("", include(scheduling_urls.urlpatterns)),
     path("", include(ticketing_urls.urlpatterns)),
     path("", include(accounts_urls.urlpatterns)),
 ]

@@ -4,7 +4,14 @@ table (`rooms.permissions`) with the roles as they are under the lock, emit
 one event after commit (`rooms.realtime`) and leave an audit entry for
 moderation and lifecycle changes."""
 
-from rooms.services.lifecycle import space_cancel, space_create, space_edit, space_end, space_start
+from rooms.services.lifecycle import (
+    space_cancel,
+    space_create,
+    space_edit,
+    space_end,
+    space_reschedule,
+    space_start,
+)
 from rooms.services.presence import (
     connection_close,
     connection_open,
@@ -57,6 +64,7 @@ __all__ = [
     "space_edit",
     "space_end",
     "space_join",
+    "space_reschedule",
     "space_start",
     "speaker_invite",
     "speaker_move_to_audience",

@@ -1,4 +1,4 @@
-"""A space's life: create, start, edit, end, cancel."""
+"""A space's life: create, start, edit, end, cancel, reschedule."""
 
 from datetime import datetime, timedelta
 
@@ -13,6 +13,7 @@ from rooms import lock_objects, permissions, realtime
 from rooms.errors import ActionNotAllowed, AlreadyLive, InvalidSpace, WrongState
 from rooms.models import TITLE_MAX, TOPIC_MAX_LENGTH, TOPICS_MAX, Participant, Role, Space, SpaceState, SpeakPolicy
 from rooms.payloads import space_payload
+from scheduling import services as scheduling
 from ticketing.services import space_tickets_close
 
 
@@ -43,10 +44,19 @@ def _clean_schedule(scheduled_for: datetime) -> datetime:
     earliest = now + timedelta(minutes=settings.SPACES_SCHEDULE_MIN_AHEAD_MIN)
     latest = now + timedelta(days=settings.SPACES_SCHEDULE_MAX_AHEAD_D)
     if not earliest <= scheduled_for <= latest:
+        problem = (
+            "That time has passed"
+            if scheduled_for <= now
+            else "That's too soon"
+            if scheduled_for < earliest
+            else "That's too far ahead"
+        )
         raise InvalidSpace(
-            f"A space can be scheduled from {settings.SPACES_SCHEDULE_MIN_AHEAD_MIN} minutes to "
+            f"{problem}: a space can be scheduled from {settings.SPACES_SCHEDULE_MIN_AHEAD_MIN} minutes to "
             f"{settings.SPACES_SCHEDULE_MAX_AHEAD_D} days ahead.",
             code="bad_schedule",
+            earliest=earliest.isoformat(),
+            latest=latest.isoformat(),
         )
     return scheduled_for
 
@@ -99,6 +109,7 @@ def space_create(
         else:
             _go_live(space)
             audit_record(actor=host, action="rooms.space.started", subject=space)
+            scheduling.space_went_live(space=space)  # followers hear, after commit
     return space
 
 
@@ -113,6 +124,7 @@ def space_start(*, actor: User, space_id: int) -> Space:
             raise WrongState(f"This space is {space.state}; only a scheduled space can start.")
         _go_live(space)
         audit_record(actor=actor, action="rooms.space.started", subject=space)
+        scheduling.space_went_live(space=space)  # reminder holders and followers hear, after commit
         realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
     return space
 
@@ -141,11 +153,11 @@ def space_end(*, actor: User | None, space_id: int, reason: str = "host") -> Spa
     return space
 
 
-def space_cancel(*, actor: User, space_id: int) -> Space:
-    """The host (or staff) cancels a scheduled space."""
+def space_cancel(*, actor: User | None, space_id: int) -> Space:
+    """The host (or staff) cancels a scheduled space; or the system (`actor=None`), when it never started."""
     with transaction.atomic():
         space = lock_objects.space_for_update(space_id)
-        if space.host_id != actor.pk and not actor.is_staff:
+        if actor is not None and space.host_id != actor.pk and not actor.is_staff:
             raise ActionNotAllowed("Only the host can cancel this space.")
         if space.state != SpaceState.SCHEDULED:
             raise WrongState(f"This space is {space.state}; only a scheduled space can be cancelled.")
@@ -154,10 +166,39 @@ def space_cancel(*, actor: User, space_id: int) -> Space:
         space.end_reason = "cancelled"
         space.save(update_fields=["state", "ended_at", "end_reason"])
         audit_record(actor=actor, action="rooms.space.cancelled", subject=space)
+        scheduling.space_cancelled(space=space)  # reminder holders hear, after commit
         if space.is_ticketed:
             # Every paid ticket is refunded: one Celery task per refund, queued after commit.
             space_tickets_close(space=space, actor=actor, refund=True)
         realtime.emit(space.pk, {"type": "space.ended", "space": space_payload(space), "reason": "cancelled"})
+    return space
+
+
+def space_reschedule(*, actor: User, space_id: int, scheduled_for: datetime) -> Space:
+    """The host (or staff) moves a scheduled space to a new time, in the same window as scheduling it.
+
+    Reminder holders are told, and the reminders follow the new time.
+    """
+    with transaction.atomic():
+        space = lock_objects.space_for_update(space_id)
+        if space.host_id != actor.pk and not actor.is_staff:
+            raise ActionNotAllowed("Only the host can reschedule this space.")
+        if space.state != SpaceState.SCHEDULED:
+            raise WrongState(f"This space is {space.state}; only a scheduled space can be rescheduled.")
+        scheduled_for = _clean_schedule(scheduled_for)
+        if scheduled_for == space.scheduled_for:
+            return space
+        previous, space.scheduled_for = space.scheduled_for, scheduled_for
+        space.save(update_fields=["scheduled_for"])
+        audit_record(
+            actor=actor,
+            action="rooms.space.rescheduled",
+            subject=space,
+            previous=previous.isoformat() if previous else None,
+            scheduled_for=scheduled_for.isoformat(),
+        )
+        scheduling.space_rescheduled(space=space)  # reminder holders hear; lead reminders move
+        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
     return space
 
 
