@@ -8,6 +8,7 @@ from accounts.models import Block, Follow, User
 from rooms.errors import EntryRefused, SpaceNotFound
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceBlock, SpaceState
 from rooms.payloads import participant_payload, space_payload
+from scheduling.models import Reminder
 from ticketing.selectors import holds_paid_ticket
 
 ROLE_ORDER = Case(
@@ -146,7 +147,10 @@ def live_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
 
 
 def upcoming_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
+    """Scheduled spaces, soonest first, each with `reminded` (the viewer's reminder) for its card's button."""
     spaces = Space.objects.filter(state=SpaceState.SCHEDULED).select_related("host").order_by("scheduled_for")
+    if viewer.is_authenticated:
+        spaces = spaces.annotate(reminded=Exists(Reminder.objects.filter(space=OuterRef("pk"), user=viewer)))
     return list(_visible_to(viewer, spaces)[:limit])
 
 
