@@ -20,8 +20,11 @@ WAIT_MS = 10_000
 
 
 @pytest.fixture
-def site(stripe_standin, monkeypatch, request):
-    """The live site, configured (through its environment) to use the stand-in; the stand-in posts webhooks to it."""
+def site(stripe_standin, monkeypatch, request, chromium):
+    """The live site, configured (through its environment) to use the stand-in; the stand-in posts webhooks to it.
+
+    It comes after `chromium`, so its teardown closes the test's database connection while Playwright still
+    holds this thread's context (the connection the test's ORM calls used is the one in that context)."""
     monkeypatch.setenv("STRIPE_API_BASE", stripe_standin.url)
     monkeypatch.setenv("STRIPE_SECRET_KEY", stripe_standin.api_key)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", stripe_standin.webhook_secret)

@@ -136,6 +136,7 @@ def refund_attempt(*, refund_id: int) -> RefundAttempt:
 
 
 def _refund_error(*, refund_id: int, error, retry: bool) -> RefundAttempt:
+    """Keep Stripe's error; without a retry the refund has failed and waits for staff."""
     message = str(error)[:2000]
     with transaction.atomic():
         refund = lock_objects.refund_for_update(refund_id)
@@ -152,6 +153,7 @@ def _refund_error(*, refund_id: int, error, retry: bool) -> RefundAttempt:
 
 
 def refund_retry_scheduled(*, refund_id: int, at) -> None:
+    """Note when the task will ask Stripe again (staff see it; the sweep leaves it alone until then)."""
     Refund.objects.filter(pk=refund_id, state=RefundState.REQUESTED).update(next_attempt_at=at)
 
 
@@ -168,6 +170,7 @@ def refund_give_up(*, refund_id: int) -> None:
 
 
 def _refund_finish(*, refund_id: int, state: str, stripe_refund_id: str = "", note: str = "") -> None:
+    """Stripe answered: the refund is done (or was done already) and its ticket turns refunded."""
     ticket_id = Refund.objects.values_list("ticket_id", flat=True).get(pk=refund_id)
     with transaction.atomic():
         # The ticket first, then its refund: the order every path takes.
