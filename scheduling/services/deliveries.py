@@ -37,7 +37,7 @@ from accounts.services import audit_record
 from rooms.models import SpaceState
 from scheduling import lock_objects, realtime, selectors, tasks
 from scheduling.models import LEAD_KINDS, Channel, Delivery, DeliveryState, Kind, Notification
-from scheduling.texts import wording
+from scheduling.texts import Wording, wording
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ def _send_in_app(rows: list[Delivery], token: uuid.UUID) -> int:
     """Create the notifications and mark their deliveries sent, in one transaction."""
     now = timezone.now()
     by_pk = {row.pk: row for row in rows}
+    texts = _Texts(now)
     with transaction.atomic():
         mine = list(
             lock_objects.claimed_deliveries_for_update(ids=list(by_pk), token=token).values_list("pk", flat=True)
@@ -114,7 +115,7 @@ def _send_in_app(rows: list[Delivery], token: uuid.UUID) -> int:
         notifications = []
         for pk in mine:
             row = by_pk[pk]
-            text = wording(kind=row.kind, space=row.space, now=now)
+            text = texts.wording(row)
             notifications.append(
                 Notification(
                     user_id=row.user_id,
@@ -136,6 +137,7 @@ def _send_in_app(rows: list[Delivery], token: uuid.UUID) -> int:
 def _send_email(rows: list[Delivery], token: uuid.UUID, claimed_clock: float, counts: dict) -> None:
     """Send each message, then mark it sent. Stops (and releases the rest) before the sweep could reclaim them."""
     budget = settings.SPACES_DELIVERY_CLAIM_STALE_S / 2
+    texts = _Texts(timezone.now())
     connection = get_connection()
     try:
         connection.open()
@@ -158,7 +160,7 @@ def _send_email(rows: list[Delivery], token: uuid.UUID, claimed_clock: float, co
                 )
                 break
             try:
-                _email_message(row, connection).send()
+                _email_message(row, connection, texts).send()
             except OSError as error:
                 counts[_attempt_failed(row, token, error)] += 1
                 continue
@@ -169,22 +171,40 @@ def _send_email(rows: list[Delivery], token: uuid.UUID, claimed_clock: float, co
         connection.close()
 
 
-def _email_message(row: Delivery, connection) -> EmailMultiAlternatives:
-    text = wording(kind=row.kind, space=row.space, now=timezone.now())
-    site = settings.SITE_URL
-    context = {
-        "user": row.user,
-        "space": row.space,
-        "title": text.title,
-        "body": text.body,
-        "url": f"{site}{text.url}",
-        "calendar_url": f"{site}{reverse('space-calendar', kwargs={'space_id': row.space_id})}"
-        if row.space.state == SpaceState.SCHEDULED
-        else "",
-        "settings_url": f"{site}{reverse('notification-settings')}",
-    }
+class _Texts:
+    """What a batch says, worked out once per (kind, space) rather than once per person."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self._wordings: dict[tuple[str, int], Wording] = {}
+        self._links: dict[tuple[str, int], dict] = {}
+
+    def wording(self, row: Delivery) -> Wording:
+        key = (row.kind, row.space_id)
+        if key not in self._wordings:
+            self._wordings[key] = wording(kind=row.kind, space=row.space, now=self.now)
+        return self._wordings[key]
+
+    def email_context(self, row: Delivery) -> dict:
+        key = (row.kind, row.space_id)
+        if key not in self._links:
+            text, site = self.wording(row), settings.SITE_URL
+            calendar = reverse("space-calendar", kwargs={"space_id": row.space_id})
+            self._links[key] = {
+                "space": row.space,
+                "title": text.title,
+                "body": text.body,
+                "url": f"{site}{text.url}",
+                "calendar_url": f"{site}{calendar}" if row.space.state == SpaceState.SCHEDULED else "",
+                "settings_url": f"{site}{reverse('notification-settings')}",
+            }
+        return {**self._links[key], "user": row.user}
+
+
+def _email_message(row: Delivery, connection, texts: _Texts) -> EmailMultiAlternatives:
+    context = texts.email_context(row)
     message = EmailMultiAlternatives(
-        subject=text.title,
+        subject=context["title"],
         body=render_to_string("scheduling/email/notification.txt", context),
         to=[row.user.email],
         connection=connection,
