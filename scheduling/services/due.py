@@ -20,18 +20,22 @@ GRACE_CANCELS_PER_PASS = 100
 
 
 def due_work() -> dict:
-    """One pass: sweep stale claims, cancel spaces that never started, plan announcements, requeue.
+    """One pass: sweep stale claims, plan announcements, requeue lost deliveries, cancel spaces that never started.
 
     Returns what it did, for the task's result and the logs.
     """
     now = timezone.now()
     swept = claims_sweep(now=now)
-    cancelled = spaces_grace_cancel(now=now)
     leads = lead_announcements_create(now=now)
     to_plan = announcements_to_plan(now=now)
     for announcement_id in to_plan:
-        tasks.announcement_plan_task.delay(announcement_id)
+        try:
+            tasks.announcement_plan_task.delay(announcement_id)
+        except Exception:
+            # In-process (eager) the plan runs here; one that fails must not hold up the others.
+            log.exception("Planning announcement %s failed; the next pass tries again", announcement_id)
     requeued = deliveries_requeue(now=now)
+    cancelled = spaces_grace_cancel(now=now)
     return {
         "claims_returned": swept["returned"],
         "claims_failed": swept["failed"],
@@ -63,6 +67,10 @@ def spaces_grace_cancel(*, now: datetime) -> int:
             space_cancel(actor=None, space_id=space_id)
         except WrongState:
             continue  # started or cancelled since we looked
+        except Exception:
+            # One space that can't be cancelled must not keep the others (or the next pass) waiting.
+            log.exception("Cancelling space %s, which never started, failed; the next pass tries again", space_id)
+            continue
         cancelled += 1
         log.info("Space %s cancelled: not started %s h after its time", space_id, settings.SPACES_SCHEDULE_GRACE_H)
     return cancelled

@@ -3,6 +3,7 @@ cancelled after the grace period, and not before. Time is moved with time-machin
 
 from datetime import timedelta
 from html import unescape
+from unittest import mock
 
 import pytest
 import time_machine
@@ -181,3 +182,31 @@ def test_a_space_not_started_within_the_grace_period_is_cancelled_then_and_not_b
     # then: nothing more
     assert again["spaces_cancelled"] == 0
     assert Notification.objects.filter(user=holder).count() == 1
+
+
+def test_a_space_that_cannot_be_cancelled_does_not_hold_up_the_others_or_the_reminders(caplog):
+    # given: two spaces past their grace period, and one whose cancellation fails
+    stuck, overdue = make_scheduled_space(minutes_ahead=20), make_scheduled_space(minutes_ahead=25)
+    upcoming = make_scheduled_space(minutes_ahead=60 * 3)
+    holder = UserFactory()
+    services.reminder_set(user=holder, space_id=upcoming.pk)
+    cancel = rooms_services.space_cancel
+
+    def failing_for_stuck(*, actor, space_id):
+        if space_id == stuck.pk:
+            raise RuntimeError("disk full")
+        return cancel(actor=actor, space_id=space_id)
+
+    # when: due work runs when both are past their grace period and the third space's lead time has come
+    with (
+        time_machine.travel(lead_time(upcoming), tick=False),
+        mock.patch("rooms.services.space_cancel", side_effect=failing_for_stuck),
+    ):
+        result = due()
+
+    # then: the other overdue space is cancelled, the reminder went out, and the failure is logged
+    assert result["spaces_cancelled"] == 1
+    assert Space.objects.get(pk=overdue.pk).state == SpaceState.CANCELLED
+    assert Space.objects.get(pk=stuck.pk).state == SpaceState.SCHEDULED
+    assert kinds_of(holder) == [Kind.REMINDER]
+    assert f"Cancelling space {stuck.pk}, which never started, failed" in caplog.text
