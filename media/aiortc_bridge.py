@@ -111,24 +111,47 @@ class _Extension:
 
 
 class ListenerSink:
-    """Sends already-serialized RTP to one listener: SRTP protect and one `sendto`."""
+    """Sends already-serialized RTP to one listener: SRTP protect and one `sendto`.
+
+    The send path (the SRTP session's `protect`, the nominated pair's socket and
+    address) is resolved once when the listener is connected and forgotten
+    when its DTLS state changes: looking it up per packet cost a third of the time.
+    """
 
     def __init__(self, transceiver: RTCRtpTransceiver):
         self.transceiver = transceiver
         self.dtls = transceiver.sender.transport
         self.sent = 0
+        self._path = None
+        self.dtls.on("statechange", self._forget_path)
+
+    def _forget_path(self) -> None:
+        self._path = None
+
+    def _resolve_path(self):
+        if self.dtls._tx_srtp is None or self.dtls.state != "connected":
+            return None
+        pair = self.dtls.transport._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return None
+        self._path = (self.dtls._tx_srtp.protect, pair.protocol.transport.sendto, pair.remote_addr)
+        return self._path
 
     def ready(self) -> bool:
-        return self.dtls._tx_srtp is not None and self.dtls.state == "connected"
+        return (self._path or self._resolve_path()) is not None
 
     def send(self, data: bytes) -> bool:
         """Protect and send one packet; False if the listener is not connected (yet or any more)."""
-        if not self.ready():
+        path = self._path or self._resolve_path()
+        if path is None:
             return False
-        pair = self.dtls.transport._connection._nominated.get(1)
-        if pair is None or pair.protocol.transport is None:
+        protect, sendto, address = path
+        try:
+            sendto(protect(data), address)
+        except (OSError, AttributeError):
+            # The socket closed under us (AttributeError: asyncio's transport after close).
+            self._path = None
             return False
-        pair.protocol.transport.sendto(self.dtls._tx_srtp.protect(data), pair.remote_addr)
         self.sent += 1
         return True
 

@@ -18,6 +18,9 @@ CHANNELS = 2
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 # A frame this many ticks older than the newest is a loss; skip to newer ones.
 MAX_BACKLOG = 3
+# If at least two frames waited at every tick of this many ticks (0.5 s), the
+# queue has settled one frame too deep (a hiccup's leftover): drop one.
+RESYNC_TICKS = 25
 # Speaking when the frame's RMS is above this (about -40 dBFS).
 SPEAKING_RMS = 330.0
 
@@ -40,6 +43,9 @@ class SpeakerInput:
         self.received = 0
         self.lost = 0
         self.level = 0.0
+        self.resyncs = 0
+        self._window_ticks = 0
+        self._window_fewest = 0
 
     def push(self, sequence_number: int, payload: bytes) -> None:
         if self.next_seq is not None and not _seq_newer(sequence_number, (self.next_seq - 1) & 0xFFFF):
@@ -52,7 +58,23 @@ class SpeakerInput:
             del self.pending[oldest]
 
     def pull(self) -> np.ndarray | None:
-        """The next frame as int16 samples (interleaved stereo), or None if nothing is due."""
+        """The next frame as int16 samples (interleaved stereo), or None if nothing is due.
+
+        Holds one frame: when two or more have waited at every tick for
+        RESYNC_TICKS ticks, the oldest is decoded (keeping the decoder's state
+        continuous) and dropped, so a passing hiccup doesn't add 20 ms for good.
+        """
+        waiting = len(self.pending)
+        self._window_fewest = waiting if self._window_ticks == 0 else min(self._window_fewest, waiting)
+        self._window_ticks += 1
+        if self._window_ticks >= RESYNC_TICKS:
+            self._window_ticks = 0
+            if self._window_fewest >= 2:
+                self._take()
+                self.resyncs += 1
+        return self._take()
+
+    def _take(self) -> np.ndarray | None:
         if not self.pending:
             return None
         if self.next_seq is None or self.next_seq not in self.pending:
