@@ -3,11 +3,6 @@
 (function () {
   "use strict";
 
-  function csrfToken(form) {
-    var input = form.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function render(form, following) {
     var button = form.querySelector(".follow-button");
     form.dataset.following = following ? "true" : "false";
@@ -23,17 +18,7 @@
     var button = form.querySelector(".follow-button");
     var following = form.dataset.following === "true";
     button.disabled = true;
-    fetch(form.dataset.api, {
-      method: following ? "DELETE" : "POST",
-      headers: { "X-CSRFToken": csrfToken(form), "Accept": "application/json" },
-      credentials: "same-origin",
-    })
-      .then(function (response) {
-        return response.json().then(function (body) {
-          if (!response.ok) throw new Error(body.detail || "Something went wrong.");
-          return body;
-        });
-      })
+    window.spacesApi(form.dataset.api, following ? "DELETE" : "POST", form)
       .then(function (state) {
         render(form, state.following);
         var count = document.querySelector("[data-followers-count]");

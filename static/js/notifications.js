@@ -7,11 +7,6 @@
   "use strict";
 
   // Reminder buttons ("Remind me" / "Reminder set").
-  function csrfToken(form) {
-    var input = form.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function renderReminder(form, reminded) {
     var button = form.querySelector(".reminder-button");
     form.dataset.reminded = reminded ? "true" : "false";
@@ -28,17 +23,7 @@
     var button = form.querySelector(".reminder-button");
     var reminded = form.dataset.reminded === "true";
     button.disabled = true;
-    fetch(form.dataset.api, {
-      method: reminded ? "DELETE" : "POST",
-      headers: { "X-CSRFToken": csrfToken(form), "Accept": "application/json" },
-      credentials: "same-origin",
-    })
-      .then(function (response) {
-        return response.json().then(function (body) {
-          if (!response.ok) throw new Error(body.detail || "Something went wrong.");
-          return body;
-        });
-      })
+    window.spacesApi(form.dataset.api, reminded ? "DELETE" : "POST", form)
       .then(function (state) { renderReminder(form, state.reminded); })
       .catch(function (error) { window.alert(error.message); })
       .finally(function () { button.disabled = false; });
