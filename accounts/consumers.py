@@ -3,32 +3,26 @@
 It carries what concerns the person rather than a space: a ban, and new
 in-app notifications (`notification` events, sent by `scheduling.realtime`).
 Every consumer a user opens joins the group `user.<id>`, so a ban closes all
-of them at once.
+of them at once. `SteadyConsumer` carries it through a Redis or database outage.
 """
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from accounts.realtime import user_group
+from spaces_site.sockets import SteadyConsumer
 
 # Close codes in the 4000 range are ours; docs/websocket.md lists them.
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_BANNED = 4403
 
 
-class AccountConsumer(AsyncJsonWebsocketConsumer):
+class AccountConsumer(SteadyConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join_group(user_group(user.pk))
         await self.accept()
         await self.send_json({"type": "hello", "user": {"username": user.username, "name": user.name}})
-
-    async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "ping":

@@ -8,15 +8,26 @@ closes the consumer sends `media.leave`. The worker also listens to the
 space's event group, so mutes, stage changes and the end reach it as they
 reach every client. Offers are complete (ICE gathered), so no trickle.
 
+Each worker stamps a heartbeat key in the cache every
+`SPACES_MEDIA_HEARTBEAT_S` that expires after `SPACES_MEDIA_HEARTBEAT_TTL_S`:
+a web process that finds no heartbeat answers an offer at once with
+`media_unavailable` instead of leaving it unread. Offers carry the time they
+were sent; a worker that reads one older than `OFFER_MAX_AGE_S` (it queued
+while the worker was down) drops it, since its client has moved on. A worker
+that starts tells the live spaces it serves (`media.reset`), and their
+clients offer again.
+
 `admit` is the worker's own check, made from the database, never from what
 the web process says: may this user receive the space's audio, and may they
 publish?
 """
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 
 from accounts.models import User
 from rooms import selectors
@@ -27,16 +38,42 @@ OFFER = "media.offer"
 ANSWER = "media.answer"
 ERROR = "media.error"
 LEAVE = "media.leave"
+RESET = "media.reset"
+UNAVAILABLE = "media_unavailable"
 MAX_SDP = 64 * 1024
+OFFER_MAX_AGE_S = 10.0
+
+
+def worker_index(space_id: int) -> int:
+    """Spaces are spread over workers by id."""
+    return space_id % settings.SPACES_MEDIA_WORKERS
 
 
 def worker_channel(space_id: int) -> str:
-    """The worker that hosts a space: spaces are spread over workers by id."""
-    return f"media.worker.{space_id % settings.SPACES_MEDIA_WORKERS}"
+    """The channel of the worker that hosts a space."""
+    return worker_channel_for_index(worker_index(space_id))
 
 
 def worker_channel_for_index(index: int) -> str:
     return f"media.worker.{index}"
+
+
+def heartbeat_key(index: int) -> str:
+    return f"media:worker-alive:{index}"
+
+
+async def heartbeat(index: int, boot_id: str) -> None:
+    await cache.aset(heartbeat_key(index), {"boot": boot_id, "at": time.time()}, settings.SPACES_MEDIA_HEARTBEAT_TTL_S)
+
+
+async def worker_alive(space_id: int) -> bool:
+    """Did the space's worker stamp its heartbeat recently? (Raises the cache's outage errors.)"""
+    return await cache.aget(heartbeat_key(worker_index(space_id))) is not None
+
+
+def offer_is_stale(message: dict) -> bool:
+    sent_at = message.get("sent_at")
+    return sent_at is not None and time.time() - float(sent_at) > OFFER_MAX_AGE_S
 
 
 @dataclass(frozen=True)

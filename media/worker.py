@@ -4,11 +4,20 @@ It runs as its own process in production (`manage.py media_worker --index N`,
 one per core) or as a task inside the web process in the one-command default
 (`ensure_in_process_worker`). Either way it is the same loop on the channel
 layer: offers in, answers out, and the space's events to follow roles and mutes.
+
+It outlives the channel layer: a read that fails is retried (the outage is
+logged once), and after Redis comes back the worker joins its spaces' groups
+again and checks its speakers against the database, since events sent while
+it was away are gone. Peer connections don't go through Redis, so audio keeps
+flowing through an outage. A separate worker stamps a heartbeat
+(`signalling.heartbeat`) and, on start, tells its live spaces to offer again
+(`media.reset`): a restarted worker rebuilds its rooms from its clients.
 """
 
 import asyncio
 import logging
 import random
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -18,30 +27,103 @@ from media import signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
 from media.peer import OfferRefused, answer_listener, answer_speaker
 from media.room import Listener, Room, Speaker
-from rooms.models import STAGE_ROLES
+from rooms.models import STAGE_ROLES, Space, SpaceState
 from rooms.realtime import space_group
+from spaces_site.layer_watch import layer_watch
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying
 
 log = logging.getLogger(__name__)
 
 
 class MediaWorker:
-    def __init__(self, channel: str, layer=None) -> None:
+    def __init__(self, channel: str, layer=None, *, index: int | None = None) -> None:
         self.channel = channel
         self.layer = layer or get_channel_layer()
+        # A worker with an index runs apart and says so: a heartbeat and a reset on start.
+        self.index = index
+        self.boot_id = uuid.uuid4().hex
         self.rooms: dict[int, Room] = {}
         # reply_to (the client's socket) -> space id
         self.peers: dict[str, int] = {}
+        self.outage = OutageLog(f"media worker {channel}: channel layer")
+        self.background: set[asyncio.Task] = set()
         if settings.SPACES_MEDIA_ICE_LOOPBACK:
             allow_loopback_candidates()
 
     async def run(self) -> None:
         log.info("media worker listening on %s", self.channel)
+        watch = layer_watch()
+        if watch is not None:
+            watch.subscribe(self, self._layer_recovered)
+        if self.index is not None:
+            self._spawn(self._heartbeat_forever())
+            self._spawn(self._announce_reset())
+        wait = 0.1
         while True:
-            message = await self.layer.receive(self.channel)
+            try:
+                message = await self.layer.receive(self.channel)
+            except REDIS_ERRORS as error:
+                self.outage.failed(error)
+                if watch is not None:
+                    watch.failed(error)
+                    await watch.wait_up(wait)
+                else:
+                    await asyncio.sleep(wait)
+                wait = min(wait * 2, 2.0)
+                continue
+            wait = 0.1
+            self.outage.succeeded()
             try:
                 await self.handle(message)
+            except OUTAGE_ERRORS as error:
+                self.outage.failed(error)
             except Exception:
                 log.exception("media worker: failed on %s", message.get("type"))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _heartbeat_forever(self) -> None:
+        beat = OutageLog(f"media worker {self.index}: heartbeat")
+        while True:
+            try:
+                await signalling.heartbeat(self.index, self.boot_id)
+                beat.succeeded()
+            except REDIS_ERRORS as error:
+                beat.failed(error)
+            await asyncio.sleep(settings.SPACES_MEDIA_HEARTBEAT_S)
+
+    async def _announce_reset(self) -> None:
+        """Tell the live spaces this worker serves to offer again: their old connections died with the old worker."""
+        space_ids = await retrying(database_sync_to_async(self._live_space_ids), within=60)
+        for space_id in space_ids:
+            event = {"type": signalling.RESET, "space": {"id": space_id}}
+            await retrying(lambda e=event, s=space_id: self._send_event(s, e), within=60)
+        if space_ids:
+            log.info("media worker %s: asked %d live spaces to reconnect", self.index, len(space_ids))
+
+    def _live_space_ids(self) -> list[int]:
+        live = Space.objects.filter(state=SpaceState.LIVE).values_list("pk", flat=True)
+        return [pk for pk in live if signalling.worker_index(pk) == self.index]
+
+    async def _layer_recovered(self) -> None:
+        """Redis came back: join the rooms' groups again and catch up on stage changes we didn't hear."""
+        for space_id in list(self.rooms):
+            await retrying(
+                lambda s=space_id: self.layer.group_add(space_group(s), self.channel),
+                within=settings.SPACES_OUTAGE_RETRY_S,
+            )
+        for room in list(self.rooms.values()):
+            for key, speaker in list(room.speakers.items()):
+                admission = await database_sync_to_async(signalling.admit)(
+                    user_id=speaker.user_id, space_id=room.space_id, publish=True
+                )
+                if admission.allowed:
+                    room.set_muted(speaker.user_id, admission.muted)
+                else:
+                    await self._drop_speaker(room, key, admission.code, admission.detail)
 
     async def handle(self, message: dict) -> None:
         kind = message.get("type")
@@ -57,6 +139,8 @@ class MediaWorker:
     # Offers
 
     async def offer(self, message: dict) -> None:
+        if signalling.offer_is_stale(message):
+            return  # it waited in the queue while this worker was down; its client has offered again
         reply_to = message["reply_to"]
         space_id = int(message["space_id"])
         publish = bool(message.get("publish"))
@@ -68,7 +152,7 @@ class MediaWorker:
             user_id=message.get("user_id"), space_id=space_id, publish=publish
         )
         if not admission.allowed:
-            await self._refuse(reply_to, admission.code, admission.detail)
+            await self._refuse(reply_to, admission.code, admission.detail, ref=message.get("ref"))
             return
         await self.leave(reply_to)  # a new offer from the same socket replaces its connection
         room = await self._room(space_id)
@@ -84,7 +168,7 @@ class MediaWorker:
                 pc, transceiver, answer = await answer_listener(sdp, ssrc=room.ssrc)
                 room.add_listener(reply_to, Listener(key=reply_to, pc=pc, sink=ListenerSink(transceiver)))
         except OfferRefused as error:
-            await self._refuse(reply_to, error.code, error.detail)
+            await self._refuse(reply_to, error.code, error.detail, ref=message.get("ref"))
             return
         self.peers[reply_to] = space_id
 
@@ -93,10 +177,15 @@ class MediaWorker:
             if pc.connectionState in ("failed", "closed"):
                 await self.leave(reply_to)
 
-        await self.layer.send(reply_to, {"type": signalling.ANSWER, "sdp": answer, "publish": publish})
+        await self.layer.send(
+            reply_to, {"type": signalling.ANSWER, "sdp": answer, "publish": publish, "ref": message.get("ref")}
+        )
 
-    async def _refuse(self, reply_to: str, code: str, detail: str) -> None:
-        await self.layer.send(reply_to, {"type": signalling.ERROR, "code": code, "detail": detail})
+    async def _refuse(self, reply_to: str, code: str, detail: str, *, ref=None) -> None:
+        refusal = {"type": signalling.ERROR, "code": code, "detail": detail}
+        if ref is not None:
+            refusal["ref"] = ref
+        await self.layer.send(reply_to, refusal)
 
     async def leave(self, reply_to: str) -> None:
         space_id = self.peers.pop(reply_to, None)
@@ -119,8 +208,16 @@ class MediaWorker:
         return room
 
     def _emit(self, space_id: int, event: dict) -> None:
-        message = {"type": "space.event", "event": event, "audience": "all"}
-        asyncio.get_running_loop().create_task(self.layer.group_send(space_group(space_id), message))
+        self._spawn(self._send_event_quietly(space_id, event))
+
+    async def _send_event(self, space_id: int, event: dict) -> None:
+        await self.layer.group_send(space_group(space_id), {"type": "space.event", "event": event, "audience": "all"})
+
+    async def _send_event_quietly(self, space_id: int, event: dict) -> None:
+        try:
+            await self._send_event(space_id, event)
+        except REDIS_ERRORS as error:
+            self.outage.failed(error)  # a speaking indicator lost in an outage; the next one follows
 
     async def space_event(self, event: dict) -> None:
         kind = event.get("type")
@@ -138,14 +235,17 @@ class MediaWorker:
                 if speaker.username != username:
                     continue
                 if participant is None or participant["role"] not in STAGE_ROLES:
-                    # Off the stage: their microphone's path closes at once.
-                    self.peers.pop(key, None)
-                    pc = room.remove(key)
-                    if pc is not None:
-                        await pc.close()
-                    await self._refuse(key, "not_on_stage", "You are no longer on stage.")
+                    await self._drop_speaker(room, key, "not_on_stage", "You are no longer on stage.")
                 else:
                     room.set_muted(speaker.user_id, participant["muted"])
+
+    async def _drop_speaker(self, room: Room, key: str, code: str, detail: str) -> None:
+        """Off the stage: their microphone's path closes at once."""
+        self.peers.pop(key, None)
+        pc = room.remove(key)
+        if pc is not None:
+            await pc.close()
+        await self._refuse(key, code, detail)
 
     async def close(self) -> None:
         """Hang up every connection (the process is stopping)."""
@@ -156,7 +256,10 @@ class MediaWorker:
         room = self.rooms.pop(space_id)
         for key in [k for k, s in self.peers.items() if s == space_id]:
             self.peers.pop(key)
-        await self.layer.group_discard(space_group(space_id), self.channel)
+        try:
+            await self.layer.group_discard(space_group(space_id), self.channel)
+        except REDIS_ERRORS as error:
+            self.outage.failed(error)  # the membership expires on its own
         await room.close()
 
 

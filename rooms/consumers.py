@@ -4,17 +4,16 @@ On connect the client gets a snapshot; then every change to the space reaches
 it as an event, filtered by what its role may see. Commands go through
 `rooms.commands`, the same path as the REST API. Bad input is answered with an
 `error` event and changes nothing; a flood of commands is refused, and a
-client that keeps flooding is closed.
+client that keeps flooding is closed. An outage of Redis or the database is
+met by `SteadyConsumer`: after the channel layer comes back the socket joins
+its groups again and gets a fresh snapshot.
 """
 
-import asyncio
 import json
 import logging
 import time
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -23,9 +22,12 @@ from media import signalling
 from media.worker import ensure_in_process_worker
 from rooms import commands, selectors
 from rooms.models import MODERATOR_ROLES
+from rooms.presence_loop import OPEN_SOCKETS, start_presence_loop
 from rooms.realtime import ALL, space_group
 from rooms.services import presence
 from spaces_site.errors import ServiceError
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, unavailable_event
+from spaces_site.sockets import SteadyConsumer
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,6 @@ CLOSE_REFUSED = 4403
 CLOSE_FLOODING = 4429
 # How many refused commands a client may send before it is closed.
 FLOOD_LIMIT = 50
-# Heartbeats touch the database at most this often per socket.
-SEEN_EVERY_S = 5.0
 
 
 class TokenBucket:
@@ -55,7 +55,7 @@ class TokenBucket:
         return False
 
 
-class SpaceConsumer(AsyncJsonWebsocketConsumer):
+class SpaceConsumer(SteadyConsumer):
     space_id: int
     participant = None
     role = None
@@ -67,7 +67,6 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope["user"]
         self.bucket = TokenBucket(settings.SPACES_WS_RATE, settings.SPACES_WS_BURST)
         self.refused = 0
-        self.last_seen = time.monotonic()
         await self.accept()
         try:
             snapshot = await self._join()
@@ -76,12 +75,13 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND if error.status == 404 else CLOSE_REFUSED)
             return
         self.joined = True
-        await self.channel_layer.group_add(space_group(self.space_id), self.channel_name)
+        OPEN_SOCKETS.add(self.channel_name)
+        await self.join_group(space_group(self.space_id))
         if self.user.is_authenticated:
-            await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+            await self.join_group(user_group(self.user.pk))
         await self.send_json(snapshot)
         await presence.listener_count_changed(self.space_id)
-        start_sweeper()
+        start_presence_loop()
 
     @database_sync_to_async
     def _join(self) -> dict:
@@ -90,39 +90,35 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
         presence.connection_open(space=space, participant=participant, channel_name=self.channel_name)
         self.participant = participant
         self.role = participant.role if participant else None
-        snapshot = selectors.space_snapshot(space=space, participant=participant)
+        return self._for_this_socket(selectors.space_snapshot(space=space, participant=participant))
+
+    @staticmethod
+    def _for_this_socket(snapshot: dict) -> dict:
         snapshot["heartbeat_s"] = settings.SPACES_HEARTBEAT_S
         snapshot["ice_servers"] = settings.SPACES_ICE_SERVERS
         return snapshot
 
+    async def caught_up(self):
+        """Back after a channel-layer outage: events may have been lost, so start the client afresh."""
+        if self.joined:
+            snapshot = await self._snapshot()
+            self.role = (snapshot.get("you") or {}).get("role", self.role)
+            await self.send_json(snapshot)
+
     async def disconnect(self, code):
         if not self.joined:
             return
+        OPEN_SOCKETS.discard(self.channel_name)
         # The database first: a channel-layer hiccup below must not leave a ghost behind.
+        # (If the database is what failed, the row is no longer vouched for and expires.)
         await database_sync_to_async(presence.connection_close)(channel_name=self.channel_name)
         try:
             if self.media_open:
                 await self.channel_layer.send(
                     signalling.worker_channel(self.space_id), {"type": signalling.LEAVE, "reply_to": self.channel_name}
                 )
-            await self.channel_layer.group_discard(space_group(self.space_id), self.channel_name)
-            if self.user.is_authenticated:
-                await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         finally:
             await presence.listener_count_changed(self.space_id)
-
-    async def dispatch(self, message):
-        """Handle a message without channels' per-message `aclose_old_connections`.
-
-        Channels hops into the sync thread before every message to close stale
-        database connections; one event to 1,000 sockets then queues 1,000 hops
-        (measured: it doubles fan-out latency). Every database call here goes
-        through `database_sync_to_async`, which does that closing itself.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     # Client -> server
 
@@ -146,7 +142,7 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
             return
         ref = message.get("ref") if isinstance(message, dict) else None
         if isinstance(message, dict) and message.get("type") == "ping":
-            await self._heartbeat()
+            # Presence doesn't depend on pings (`rooms.presence_loop`); they keep proxies from timing out.
             await self.send_json({"type": "pong", **({"ref": ref} if ref is not None else {})})
             return
         if isinstance(message, dict) and message.get("type") == "leave":
@@ -164,6 +160,9 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(error.code, error.detail, ref=ref, **error.extra)
         except ValidationError as error:
             await self._refuse("invalid", " ".join(error.messages), ref=ref)
+        except OUTAGE_ERRORS:
+            # Nothing was written (the transaction rolled back); the client may send it again.
+            await self.send_json(unavailable_event(ref=ref))
         else:
             if ref is not None:
                 await self.send_json({"type": "ok", "ref": ref})
@@ -177,7 +176,19 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
         if len(sdp) > signalling.MAX_SDP:
             await self._refuse("bad_field", "That offer is too long.", ref=ref)
             return
-        ensure_in_process_worker()
+        if settings.SPACES_MEDIA_IN_PROCESS:
+            ensure_in_process_worker()
+        elif not await self._media_worker_alive():
+            await self.send_json(
+                {
+                    "type": signalling.ERROR,
+                    "code": signalling.UNAVAILABLE,
+                    "detail": "The audio server is restarting; connecting again shortly.",
+                    "retry_after": settings.SPACES_RETRY_AFTER_S,
+                    **({"ref": ref} if ref is not None else {}),
+                }
+            )
+            return
         self.media_open = True
         await self.channel_layer.send(
             signalling.worker_channel(self.space_id),
@@ -188,14 +199,32 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
                 "reply_to": self.channel_name,
                 "sdp": sdp,
                 "publish": publish,
+                "ref": ref,
+                "sent_at": time.time(),
             },
         )
 
+    async def _media_worker_alive(self) -> bool:
+        try:
+            return await signalling.worker_alive(self.space_id)
+        except REDIS_ERRORS:
+            return False
+
     async def media_answer(self, message):
-        await self.send_json({"type": "media.answer", "sdp": message["sdp"], "publish": message["publish"]})
+        await self.send_json(
+            self._with_ref(message, {"type": "media.answer", "sdp": message["sdp"], "publish": message["publish"]})
+        )
 
     async def media_error(self, message):
-        await self.send_json({"type": "media.error", "code": message["code"], "detail": message["detail"]})
+        await self.send_json(
+            self._with_ref(message, {"type": "media.error", "code": message["code"], "detail": message["detail"]})
+        )
+
+    @staticmethod
+    def _with_ref(message: dict, event: dict) -> dict:
+        if message.get("ref") is not None:
+            event["ref"] = message["ref"]
+        return event
 
     async def _refuse(self, code: str, detail: str, *, ref=None, **extra) -> None:
         self.refused += 1
@@ -205,12 +234,6 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event)
         if self.refused > FLOOD_LIMIT:
             await self.close(code=CLOSE_FLOODING)
-
-    async def _heartbeat(self) -> None:
-        now = time.monotonic()
-        if now - self.last_seen >= SEEN_EVERY_S:
-            self.last_seen = now
-            await database_sync_to_async(presence.connection_seen)(channel_name=self.channel_name)
 
     # Server -> client
 
@@ -236,7 +259,7 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
     def _snapshot(self) -> dict:
         space = selectors.space_get(space_id=self.space_id)
         participant = selectors.participant_of(space=space, user=self.user)
-        return selectors.space_snapshot(space=space, participant=participant)
+        return self._for_this_socket(selectors.space_snapshot(space=space, participant=participant))
 
     def _may_see(self, audience) -> bool:
         if audience == ALL:
@@ -257,27 +280,3 @@ class SpaceConsumer(AsyncJsonWebsocketConsumer):
 
     async def notification_new(self, event):
         """Notifications go to the user's group, which this socket joins too; `/ws/me/` shows them."""
-
-
-_sweeper: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-
-
-def start_sweeper() -> None:
-    """Run the presence sweep every few seconds in this process, once per event loop."""
-    interval = settings.SPACES_PRESENCE_SWEEP_S
-    if interval <= 0:
-        return
-    loop = asyncio.get_running_loop()
-    task = _sweeper.get(loop)
-    if task is None or task.done():
-        _sweeper.clear()
-        _sweeper[loop] = loop.create_task(_sweep_forever(interval))
-
-
-async def _sweep_forever(interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await database_sync_to_async(presence.presence_sweep)()
-        except Exception:
-            log.exception("presence sweep failed")

@@ -11,7 +11,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import redis.exceptions
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -73,6 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost of the rest: a view meeting a database or Redis outage becomes a 503.
+    "spaces_site.middleware.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,13 +122,35 @@ AUTH_USER_MODEL = "accounts.User"
 # Redis, when present, carries the channel layer, the cache and the Celery broker.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
+# How every Redis connection behaves. channels-redis blocks on a read for 5 s
+# (`brpop_timeout`), so the socket timeout must be well above it or an idle
+# socket's read times out; a connection idle longer than the health-check
+# interval is pinged before use, so one left stale by a Redis restart is
+# replaced instead of failing the caller; a Redis that is down is noticed in
+# `REDIS_CONNECT_TIMEOUT_S`, not after the kernel's TCP timeout. A command that finds
+# its pooled connection closed (Redis restarted) reconnects and runs again, twice at most.
+REDIS_POOL_OPTIONS = {
+    "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT_S", 30),
+    "socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT_S", 2),
+    "socket_keepalive": True,
+    "health_check_interval": env_int("REDIS_HEALTH_CHECK_S", 15),
+    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+    "retry_on_error": [redis.exceptions.ConnectionError],
+}
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py raises past its pool size; a thousand sockets closing at once need room.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000)}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
+                        **REDIS_POOL_OPTIONS,
+                    }
+                ],
                 "prefix": "spaces",
             },
         }
@@ -133,6 +160,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "spaces",
+            "OPTIONS": REDIS_POOL_OPTIONS,
         }
     }
 else:
@@ -241,14 +269,26 @@ SPACES_RECORDING_RETENTION_D = env_int("SPACES_RECORDING_RETENTION_D", 30)
 SPACES_STAGE_MAX = env_int("SPACES_STAGE_MAX", 13)  # host and co-hosts included
 SPACES_COHOSTS_MAX = env_int("SPACES_COHOSTS_MAX", 2)
 SPACES_RECONNECT_GRACE_S = env_int("SPACES_RECONNECT_GRACE_S", 30)
-SPACES_PRESENCE_TIMEOUT_S = env_int("SPACES_PRESENCE_TIMEOUT_S", 60)
-SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)
+# Each web process vouches for its open sockets every SPACES_PRESENCE_SWEEP_S and sweeps;
+# a socket nobody vouched for in SPACES_PRESENCE_TIMEOUT_S (its process died) is dropped.
+SPACES_PRESENCE_SWEEP_S = env_int("SPACES_PRESENCE_SWEEP_S", 5)
+SPACES_PRESENCE_TIMEOUT_S = env_int("SPACES_PRESENCE_TIMEOUT_S", 15)
+if SPACES_PRESENCE_SWEEP_S <= 0 or SPACES_PRESENCE_TIMEOUT_S < 2 * SPACES_PRESENCE_SWEEP_S:
+    raise ImproperlyConfigured("SPACES_PRESENCE_TIMEOUT_S must be at least twice SPACES_PRESENCE_SWEEP_S (> 0).")
+SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)  # client pings: keep proxies from closing idle sockets
 SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
-SPACES_PRESENCE_SWEEP_S = env_int("SPACES_PRESENCE_SWEEP_S", 5)  # 0: only Celery beat sweeps
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
 SPACES_WS_RATE = env_int("SPACES_WS_RATE", 10)  # commands per second, sustained
 SPACES_WS_BURST = env_int("SPACES_WS_BURST", 20)
+
+# Outages of Redis or the database (docs/operations.md). A socket retries the channel layer
+# this long before it tells its client `unavailable` and closes with 4503; clients and HTTP
+# 503 answers are told to come back after SPACES_RETRY_AFTER_S; each process asks Redis
+# whether it restarted every SPACES_LAYER_WATCH_S (0: don't watch).
+SPACES_OUTAGE_RETRY_S = env_int("SPACES_OUTAGE_RETRY_S", 10)
+SPACES_RETRY_AFTER_S = env_int("SPACES_RETRY_AFTER_S", 2)
+SPACES_LAYER_WATCH_S = float(os.environ.get("SPACES_LAYER_WATCH_S") or 1)
 
 # Media: STUN/TURN servers handed to browsers and to the worker, as JSON
 # ([{"urls": "turn:turn.example:3478", "username": "u", "credential": "p"}]).
@@ -258,6 +298,10 @@ SPACES_MEDIA_WORKERS = env_int("SPACES_MEDIA_WORKERS", 1)
 SPACES_MEDIA_IN_PROCESS = env_bool("SPACES_MEDIA_IN_PROCESS", True)
 # Offer 127.0.0.1 as an ICE candidate (tests and benchmarks on one machine).
 SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
+# A separate media worker stamps a heartbeat this often; web processes treat it as dead
+# (and answer offers `media_unavailable`) once the stamp is older than the TTL.
+SPACES_MEDIA_HEARTBEAT_S = env_int("SPACES_MEDIA_HEARTBEAT_S", 1)
+SPACES_MEDIA_HEARTBEAT_TTL_S = env_int("SPACES_MEDIA_HEARTBEAT_TTL_S", 5)
 
 # Ticketing (PRODUCT.md §5): Stripe Checkout with Connect Express destination charges.
 # Without STRIPE_SECRET_KEY, buying and onboarding answer 503 ("payments are not set up").

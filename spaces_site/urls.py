@@ -5,8 +5,10 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
+from media.health import media_workers
 from rooms import urls as rooms_urls
 from scheduling import urls as scheduling_urls
+from spaces_site.health import healthz, readyz
 from ticketing import urls as ticketing_urls
 
 api_patterns = [
@@ -20,6 +22,9 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("healthz/media/", media_workers, name="healthz-media"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include(rooms_urls.urlpatterns)),

@@ -30,11 +30,12 @@ HOST = "127.0.0.1"
 class AsgiLiveServer:
     """A daphne child process serving the site at `url` (http) and `ws_url` (websockets)."""
 
-    def __init__(self, databases: dict, *, startup_timeout: float = 30):
+    def __init__(self, databases: dict, *, startup_timeout: float = 30, env: dict | None = None):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "spaces_site.settings_test",
             DATABASES_ENV: json.dumps(databases, default=str),
+            **(env or {}),
         }
         # The browser fixtures set this for the test's own ORM calls; the server
         # must not inherit it, or a sync call inside a consumer would go unnoticed.
@@ -69,6 +70,12 @@ class AsgiLiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
+        self.process.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies without closing anything (a crashed web process)."""
+        self.process.kill()
+        self.process.wait(timeout=10)
         self.process.stdout.close()
 
     def __enter__(self) -> "AsgiLiveServer":

@@ -15,7 +15,7 @@ from rooms.services.lifecycle import (
 from rooms.services.presence import (
     connection_close,
     connection_open,
-    connection_seen,
+    connections_seen,
     presence_sweep,
     space_join,
 )
@@ -45,7 +45,7 @@ __all__ = [
     "cohost_remove",
     "connection_close",
     "connection_open",
-    "connection_seen",
+    "connections_seen",
     "hand_approve",
     "hand_deny",
     "hand_lower",

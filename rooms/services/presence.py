@@ -13,7 +13,9 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -21,12 +23,14 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.realtime import user_group
 from rooms import realtime, selectors
 from rooms.errors import WrongState
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
 from rooms.payloads import participant_payload
 from rooms.services.lifecycle import space_end
 from rooms.services.stage import host_transfer
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 # a window lasts COUNT_WINDOW_S (whole seconds: the Redis cache rounds down).
 COUNT_DELAY_S = 1.2
 COUNT_WINDOW_S = 1
+# Sockets vouched for per UPDATE.
+TOUCH_CHUNK = 1000
 
 
 def space_join(*, user: User, space: Space) -> Participant | None:
@@ -69,9 +75,14 @@ def connection_open(*, space: Space, participant: Participant | None, channel_na
     return connection
 
 
-def connection_seen(*, channel_name: str) -> None:
-    """The socket's heartbeat."""
-    Connection.objects.filter(channel_name=channel_name).update(last_seen_at=timezone.now())
+def connections_seen(*, channel_names: list[str], now: datetime | None = None) -> int:
+    """The web process that holds these sockets vouches for them (`rooms.presence_loop`)."""
+    now = now or timezone.now()
+    touched = 0
+    for start in range(0, len(channel_names), TOUCH_CHUNK):
+        chunk = channel_names[start : start + TOUCH_CHUNK]
+        touched += Connection.objects.filter(channel_name__in=chunk).update(last_seen_at=now)
+    return touched
 
 
 def connection_close(*, channel_name: str) -> None:
@@ -83,18 +94,19 @@ def connection_close(*, channel_name: str) -> None:
         connection.delete()
         participant = connection.participant
         if participant is not None:
-            _mark_absent_if_gone([participant], since=timezone.now())
+            _mark_absent_if_gone({participant.pk: timezone.now()})
 
 
-def _mark_absent_if_gone(participants: list[Participant], *, since: datetime) -> None:
+def _mark_absent_if_gone(since_by_participant: dict[int, datetime]) -> None:
+    """Mark absent each participant with no socket left, since the moment given for them."""
     gone = (
-        Participant.objects.filter(pk__in=[p.pk for p in participants], absent_since__isnull=True)
+        Participant.objects.filter(pk__in=since_by_participant, absent_since__isnull=True)
         .annotate(connected=Exists(Connection.objects.filter(participant=OuterRef("pk"))))
         .filter(connected=False)
         .select_related("user")
     )
     for participant in gone:
-        participant.absent_since = since
+        participant.absent_since = since_by_participant[participant.pk]
         participant.save(update_fields=["absent_since"])
         if participant.role in STAGE_ROLES:
             _presence_changed(participant, present=False)
@@ -115,37 +127,74 @@ async def listener_count_changed(space_id: int) -> None:
     schedules another send: no change is lost, and a space gets about one
     count event a second however many people come and go.
     """
-    if not await cache.aadd(f"rooms:count-pending:{space_id}", 1, timeout=COUNT_WINDOW_S):
-        return
+    try:
+        if not await cache.aadd(f"rooms:count-pending:{space_id}", 1, timeout=COUNT_WINDOW_S):
+            return
+    except REDIS_ERRORS:
+        return  # the count catches up with the next change, or in the snapshot after the outage
     loop = asyncio.get_running_loop()
     loop.call_later(COUNT_DELAY_S, lambda: loop.create_task(database_sync_to_async(send_listener_count)(space_id)))
 
 
 def send_listener_count(space_id: int) -> None:
-    realtime.send_now(
-        space_id,
-        {
-            "type": "space.event",
-            "event": {"type": "listeners.count", "count": selectors.listener_count(space_id=space_id)},
-            "audience": realtime.ALL,
-        },
-    )
+    try:
+        realtime.send_now(
+            space_id,
+            {
+                "type": "space.event",
+                "event": {"type": "listeners.count", "count": selectors.listener_count(space_id=space_id)},
+                "audience": realtime.ALL,
+            },
+        )
+    except OUTAGE_ERRORS as error:
+        log.info("listener count for space %s not sent: %r", space_id, error)
 
 
-def presence_sweep(*, now: datetime | None = None) -> dict:
-    """Drop dead sockets, clear the stage of people who did not come back, end abandoned spaces."""
+def _leave_groups(dead: list[Connection]) -> None:
+    """Take dead sockets out of their groups, so events stop being queued for them."""
+    layer = get_channel_layer()
+    try:
+        for connection in dead:
+            async_to_sync(layer.group_discard)(realtime.space_group(connection.space_id), connection.channel_name)
+            if connection.participant is not None:
+                async_to_sync(layer.group_discard)(user_group(connection.participant.user_id), connection.channel_name)
+    except REDIS_ERRORS as error:
+        # Group members expire on their own (channels-redis `group_expiry`); nothing is lost.
+        log.warning("presence sweep could not clear dead sockets from their groups: %r", error)
+
+
+def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> dict:
+    """Drop dead sockets, clear the stage of people who did not come back, end abandoned spaces.
+
+    A socket is dead when no web process vouched for it within
+    `SPACES_PRESENCE_TIMEOUT_S` (its process was killed, or lost it); its
+    owner is absent since that last word, so the reconnect grace counts from
+    then. `drop_stale=False` skips that judgement: a caller that was itself
+    cut off from the database can't tell a dead socket from one whose process
+    hasn't caught up yet (`rooms.presence_loop`).
+    """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S)
     grace_before = now - timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S)
     host_before = now - timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S)
     report = {"stale_connections": 0, "moved_to_audience": 0, "hosts_replaced": 0, "spaces_ended": 0}
 
-    stale = list(Connection.objects.filter(last_seen_at__lt=stale_before).select_related("participant"))
+    stale = (
+        list(Connection.objects.filter(last_seen_at__lt=stale_before).select_related("participant"))
+        if drop_stale
+        else []
+    )
     if stale:
+        last_word: dict[int, datetime] = {}
+        for connection in stale:
+            if connection.participant_id is not None:
+                last_word[connection.participant_id] = max(
+                    connection.last_seen_at, last_word.get(connection.participant_id, connection.last_seen_at)
+                )
         with transaction.atomic():
             Connection.objects.filter(pk__in=[c.pk for c in stale]).delete()
-            participants = [c.participant for c in stale if c.participant is not None]
-            _mark_absent_if_gone(participants, since=stale_before)
+            _mark_absent_if_gone(last_word)
+        _leave_groups(stale)
         for space_id in {c.space_id for c in stale}:
             send_listener_count(space_id)
         report["stale_connections"] = len(stale)

@@ -2,11 +2,15 @@
 // media worker, negotiated over the space's websocket. On stage it sends the
 // microphone and receives the other speakers, one transceiver each; in the
 // audience it receives the room's mix. space.js drives it: start(role),
-// onAnswer, onError, setMuted, stop.
+// onAnswer, onError, reset, setMuted, stop. It never waits for good: each
+// offer carries a ref, an answer that doesn't come within ANSWER_TIMEOUT_MS
+// (the worker is restarting) means offer again, and a restarted worker's
+// `media.reset` makes it offer at once.
 (function () {
   "use strict";
 
   var SLOTS = 12; // the most other speakers a stage of 13 can hold
+  var ANSWER_TIMEOUT_MS = 5000;
   var supported = !!(window.RTCPeerConnection && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
 
   function SpaceAudio(options) {
@@ -20,6 +24,8 @@
     this.wanted = null;                 // "speaker" | "listener" | null
     this.retry = 0;
     this.retryTimer = null;
+    this.offerRef = 0;
+    this.answerTimer = null;
     this.audioBox = document.getElementById("audio") || document.body;
     this.tapButton = null;
   }
@@ -65,7 +71,12 @@
       .then(function () { return pc === self.pc ? gathered(pc) : null; })
       .then(function () {
         if (pc !== self.pc) return;
-        self.send({ type: "media.offer", sdp: pc.localDescription.sdp, publish: self.publishing });
+        var ref = "offer-" + ++self.offerRef;
+        self.send({ type: "media.offer", sdp: pc.localDescription.sdp, publish: self.publishing, ref: ref });
+        clearTimeout(self.answerTimer);
+        self.answerTimer = setTimeout(function () {
+          if (pc === self.pc && pc.signalingState === "have-local-offer") self.reconnectLater();
+        }, ANSWER_TIMEOUT_MS);
       })
       .catch(function (error) {
         self.status("Audio could not start: " + error.message, true);
@@ -94,12 +105,25 @@
       });
   };
 
+  SpaceAudio.prototype.current = function (message) {
+    // An answer or refusal for an offer we have since replaced is not ours to act on.
+    return message.ref === undefined || message.ref === "offer-" + this.offerRef;
+  };
+
   SpaceAudio.prototype.onAnswer = function (message) {
-    if (!this.pc || this.pc.signalingState !== "have-local-offer") return;
+    if (!this.pc || this.pc.signalingState !== "have-local-offer" || !this.current(message)) return;
+    clearTimeout(this.answerTimer);
     this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(this.reconnectLater.bind(this));
   };
 
   SpaceAudio.prototype.onError = function (message) {
+    if (!this.current(message)) return;
+    clearTimeout(this.answerTimer);
+    if (message.code === "media_unavailable") {
+      this.status(message.detail, false);
+      this.reconnectLater((message.retry_after || 2) * 1000);
+      return;
+    }
     if (message.code === "not_on_stage") {
       // Off the stage (or not yet on it): listen instead.
       this.wanted = "listener";
@@ -145,10 +169,19 @@
     (controls ? controls.parentNode : document.body).insertBefore(button, controls);
   };
 
-  SpaceAudio.prototype.reconnectLater = function () {
+  SpaceAudio.prototype.reset = function () {
+    // The media worker restarted: our connection went with it; offer again now.
+    if (!this.wanted) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retry = 0;
+    this.connect();
+  };
+
+  SpaceAudio.prototype.reconnectLater = function (after) {
     var self = this;
     if (!this.wanted || this.retryTimer) return;
-    var delay = Math.min(10000, 500 * Math.pow(2, this.retry++));
+    var delay = after || Math.min(10000, 500 * Math.pow(2, this.retry++));
     this.retryTimer = setTimeout(function () {
       self.retryTimer = null;
       if (self.wanted) self.connect();
@@ -156,6 +189,7 @@
   };
 
   SpaceAudio.prototype.close = function () {
+    clearTimeout(this.answerTimer);
     if (this.pc) {
       this.pc.close();
       this.pc = null;

@@ -23,6 +23,7 @@
   var socket = null;
   var heartbeat = null;
   var retries = 0;
+  var retryAfter = 0; // the server's hint, from an `unavailable` error, for the next reconnect
   var statusTimer = null;
   // Close codes after which reconnecting would not help.
   var FINAL = { 1000: true, 1009: true, 4403: true, 4404: true, 4429: true, 4401: true };
@@ -236,6 +237,7 @@
     },
     "media.answer": function (m) { if (audio) audio.onAnswer(m); },
     "media.error": function (m) { if (audio) audio.onError(m); },
+    "media.reset": function () { if (audio) audio.reset(); },
     "participant.removed": function (m) {
       state.stage = drop(state.stage, m.user.username);
       state.hands = drop(state.hands, m.user.username);
@@ -253,7 +255,10 @@
     },
     "listeners.count": function (m) { countEl.textContent = m.count; },
     reaction: function (m) { floatReaction(m.emoji); },
-    error: function (m) { setStatus(m.detail, true, m.code === "removed" || m.code === "entry_refused"); },
+    error: function (m) {
+      if (m.code === "unavailable") { retryAfter = (m.retry_after || 2) * 1000; setStatus(m.detail, false, true); return; }
+      setStatus(m.detail, true, m.code === "removed" || m.code === "entry_refused");
+    },
     pong: function () {},
     ok: function () {},
   };
@@ -282,7 +287,9 @@
         if (event.code === 4429) setStatus("Disconnected for sending too much.", true, true);
         return;
       }
-      var delay = Math.min(10000, 500 * Math.pow(2, retries++));
+      // 4503 (try again later) comes after an `unavailable` error with its own hint.
+      var delay = retryAfter || Math.min(10000, 500 * Math.pow(2, retries++));
+      retryAfter = 0;
       setStatus("Reconnecting…", false, true);
       setTimeout(connect, delay);
     });

@@ -54,6 +54,9 @@ class Recorder:
         chunks = [s for t, s in self.frames if t >= start]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
+    def since_last(self, seconds: float) -> np.ndarray:
+        return self.since(time.monotonic() - seconds)
+
     async def record(self, seconds: float) -> np.ndarray:
         start = time.monotonic()
         await asyncio.sleep(seconds)

@@ -1,5 +1,6 @@
 """Presence: dead sockets, the reconnect grace, and a host who does not come back."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from rooms import services
 from rooms.models import Connection, Participant, Role, Space
+from rooms.presence_loop import PresenceLoop
 from tests.factories import UserFactory
 from tests.rooms.scene import make_host, make_space, seat
 
@@ -31,16 +33,55 @@ def test_a_socket_that_stops_beating_is_dropped_and_its_owner_marked_absent(sett
     assert Participant.objects.get(space=space, user=user).absent_since is not None
 
 
-def test_heartbeat_keeps_a_socket(settings):
+def test_a_socket_its_process_vouches_for_is_kept(settings):
     space = make_space()
     open_socket(space, UserFactory(), "sock-1")
+    open_socket(space, UserFactory(), "sock-2")
     Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S))
 
-    services.connection_seen(channel_name="sock-1")
+    touched = services.connections_seen(channel_names=["sock-1"])
     report = services.presence_sweep()
 
-    assert report["stale_connections"] == 0
-    assert Connection.objects.count() == 1
+    assert (touched, report["stale_connections"]) == (1, 1)
+    assert list(Connection.objects.values_list("channel_name", flat=True)) == ["sock-1"]
+
+
+def test_a_dead_socket_is_absent_since_its_last_word_so_the_grace_counts_from_then(settings):
+    # given: a speaker whose web process last vouched for their socket 20 s ago, then died
+    space = make_space()
+    speaker = UserFactory()
+    seat(space, speaker, Role.SPEAKER)
+    open_socket(space, speaker, "sock-1")
+    last_word = timezone.now() - timedelta(seconds=20)
+    Connection.objects.update(last_seen_at=last_word)
+
+    # when: a sweep finds the socket dead
+    report = services.presence_sweep()
+
+    # then: absent since the last word, still on stage until the grace runs out from then
+    participant = Participant.objects.get(space=space, user=speaker)
+    assert report["stale_connections"] == 1
+    assert participant.absent_since == last_word
+    assert participant.role == Role.SPEAKER
+    early = services.presence_sweep(now=last_word + timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S - 1))
+    late = services.presence_sweep(now=last_word + timedelta(seconds=settings.SPACES_RECONNECT_GRACE_S + 1))
+    assert (early["moved_to_audience"], late["moved_to_audience"]) == (0, 1)
+
+
+def test_a_sweeper_that_was_cut_off_does_not_judge_others_sockets(settings):
+    # given: every socket looks old, as after a database outage
+    space = make_space()
+    open_socket(space, UserFactory(), "sock-1")
+    Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S + 5))
+    loop = PresenceLoop()
+
+    # when: a process that has just reached the database again sweeps
+    report = loop.pass_once()
+
+    # then: it drops nothing yet; once it has been connected for a whole timeout, it does
+    assert report["stale_connections"] == 0 and Connection.objects.count() == 1
+    loop.healthy_since -= settings.SPACES_PRESENCE_TIMEOUT_S
+    assert loop.pass_once()["stale_connections"] == 1
 
 
 def test_speaker_gone_past_the_grace_goes_back_to_the_audience(settings):
@@ -90,8 +131,10 @@ def test_host_who_comes_back_in_time_keeps_the_space(settings):
     space = make_space(host=host)
     Participant.objects.filter(space=space, user=host).update(absent_since=timezone.now())
     open_socket(space, host, "host-sock")
+    later = timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S + 1)
+    services.connections_seen(channel_names=["host-sock"], now=later)  # their web process keeps vouching
 
-    report = services.presence_sweep(now=timezone.now() + timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S + 1))
+    report = services.presence_sweep(now=later)
 
     assert report["spaces_ended"] == 0
     assert Space.objects.get(pk=space.pk).state == "live"
@@ -126,12 +169,13 @@ def test_listener_count_counts_people_once_and_each_visitor(django_assert_num_qu
 
 
 def test_presence_sweep_task_runs_the_sweep(settings):
-    from rooms.tasks import presence_sweep_task
+    from rooms import tasks
 
+    tasks._loop.healthy_since = time.monotonic() - settings.SPACES_PRESENCE_TIMEOUT_S
     space = make_space()
     open_socket(space, UserFactory(), "sock-1")
     Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S + 5))
 
-    report = presence_sweep_task.delay().get()
+    report = tasks.presence_sweep_task.delay().get()
 
     assert report["stale_connections"] == 1

@@ -3,6 +3,9 @@
 Spaces are spread over `SPACES_MEDIA_WORKERS` workers by id; each listens on
 its own channel of the (Redis) channel layer. Set `SPACES_MEDIA_IN_PROCESS=0`
 on the web processes when workers run apart.
+
+It exits 0 on SIGTERM/SIGINT and non-zero if the worker itself fails, never
+hangs silent: run it under a supervisor that restarts it (docs/operations.md).
 """
 
 import asyncio
@@ -27,13 +30,19 @@ class Command(BaseCommand):
         asyncio.run(self._serve(index))
 
     async def _serve(self, index: int) -> None:
-        worker = MediaWorker(worker_channel_for_index(index))
-        task = asyncio.get_running_loop().create_task(worker.run())
+        loop = asyncio.get_running_loop()
+        worker = MediaWorker(worker_channel_for_index(index), index=index)
+        task = loop.create_task(worker.run())
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop.set)
         self.stdout.write(f"media worker {index} listening on {worker.channel}", ending="\n")
         self.stdout.flush()
-        await stop.wait()
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            # run() only returns by failing: exit non-zero so the supervisor restarts us.
+            stopping.cancel()
+            raise CommandError(f"media worker {index} stopped: {task.exception()!r}")
         task.cancel()
         await worker.close()

@@ -1,0 +1,72 @@
+"""Each web process vouches for its own sockets, then sweeps presence.
+
+Every `SPACES_PRESENCE_SWEEP_S` the loop stamps `last_seen_at` on the
+`Connection` rows of the sockets this process holds right now, then runs
+`presence_sweep`. A process that dies (`kill -9`) stops vouching, so its
+sockets are dropped `SPACES_PRESENCE_TIMEOUT_S` after its last stamp, by
+whichever process sweeps next: no client heartbeat has to reach the
+database, and no ghost outlives the window.
+
+A process judges others' sockets only after it has itself reached the
+database for a whole timeout: after an outage every row is old, and the
+other processes need one pass to vouch for theirs again.
+"""
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from rooms.services import presence
+from spaces_site.outages import OUTAGE_ERRORS, OutageLog
+
+log = logging.getLogger(__name__)
+
+# Channel names of the sockets open in this process.
+OPEN_SOCKETS: set[str] = set()
+
+
+class PresenceLoop:
+    def __init__(self) -> None:
+        self.healthy_since: float | None = None
+        self.outage = OutageLog("database (presence)")
+
+    def pass_once(self) -> dict | None:
+        """Vouch, then sweep; returns the sweep's report (None if the database didn't answer)."""
+        try:
+            presence.connections_seen(channel_names=list(OPEN_SOCKETS))
+            now = time.monotonic()
+            if self.healthy_since is None:
+                self.healthy_since = now
+            trusted = now - self.healthy_since >= settings.SPACES_PRESENCE_TIMEOUT_S
+            report = presence.presence_sweep(drop_stale=trusted)
+        except OUTAGE_ERRORS as error:
+            self.healthy_since = None
+            self.outage.failed(error)
+            return None
+        self.outage.succeeded()
+        return report
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await database_sync_to_async(self.pass_once)()
+            await asyncio.sleep(interval)
+
+
+_loops: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def start_presence_loop() -> None:
+    """Run the loop in this process, once per event loop (started by the first socket)."""
+    interval = settings.SPACES_PRESENCE_SWEEP_S
+    if interval <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    task = _loops.get(loop)
+    if task is None or task.done():
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("presence loop stopped", exc_info=task.exception())
+        _loops.clear()
+        _loops[loop] = loop.create_task(PresenceLoop().run(interval))
