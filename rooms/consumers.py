@@ -62,6 +62,13 @@ class SpaceConsumer(SteadyConsumer):
     joined = False
     media_open = False
 
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However this socket ended, this process no longer vouches for it: its row expires.
+            OPEN_SOCKETS.discard(self.channel_name)
+
     async def connect(self):
         self.space_id = int(self.scope["url_route"]["kwargs"]["space_id"])
         self.user = self.scope["user"]

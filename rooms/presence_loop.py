@@ -60,9 +60,7 @@ _loops: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 def start_presence_loop() -> None:
     """Run the loop in this process, once per event loop (started by the first socket)."""
-    interval = settings.SPACES_PRESENCE_SWEEP_S
-    if interval <= 0:
-        return
+    interval = settings.SPACES_PRESENCE_SWEEP_S  # > 0: settings refuse anything else
     loop = asyncio.get_running_loop()
     task = _loops.get(loop)
     if task is None or task.done():

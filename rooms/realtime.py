@@ -11,7 +11,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from spaces_site.outages import REDIS_ERRORS, OutageLog
+
 ALL = "all"
+_outage = OutageLog("channel layer (space events after commit)")
 
 
 def space_group(space_id: int) -> str:
@@ -20,7 +23,18 @@ def space_group(space_id: int) -> str:
 
 def emit(space_id: int, event: dict, *, audience: str | dict = ALL) -> None:
     message = {"type": "space.event", "event": event, "audience": audience}
-    transaction.on_commit(lambda: send_now(space_id, message))
+    transaction.on_commit(lambda: _send_after_commit(space_id, message))
+
+
+def _send_after_commit(space_id: int, message: dict) -> None:
+    """The change is saved whatever happens here: an event lost to a Redis outage is not the
+    caller's failure, and every socket gets a fresh snapshot once the layer is back."""
+    try:
+        send_now(space_id, message)
+    except REDIS_ERRORS as error:
+        _outage.failed(error)
+    else:
+        _outage.succeeded()
 
 
 def send_now(space_id: int, message: dict) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 import redis.exceptions
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -122,21 +123,22 @@ AUTH_USER_MODEL = "accounts.User"
 # Redis, when present, carries the channel layer, the cache and the Celery broker.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
-# How every Redis connection behaves. channels-redis blocks on a read for 5 s
-# (`brpop_timeout`), so the socket timeout must be well above it or an idle
-# socket's read times out; a connection idle longer than the health-check
-# interval is pinged before use, so one left stale by a Redis restart is
-# replaced instead of failing the caller; a Redis that is down is noticed in
-# `REDIS_CONNECT_TIMEOUT_S`, not after the kernel's TCP timeout. A command that finds
-# its pooled connection closed (Redis restarted) reconnects and runs again, twice at most.
+# How the site's Redis connections behave (the channel layer's and the cache's; Celery's
+# broker has its own). channels-redis blocks on a read for 5 s (`brpop_timeout`), so the
+# socket timeout must be well above it or an idle socket's read times out; a connection
+# idle longer than the health-check interval is pinged before use, so one left stale by
+# a Redis restart is replaced instead of failing the caller; a Redis that is down is
+# noticed in `REDIS_CONNECT_TIMEOUT_S`, not after the kernel's TCP timeout. A command that
+# finds its pooled connection closed (Redis restarted) reconnects and runs again, twice
+# at most (the channel layer's pool is asyncio's, the cache's is not: each its own Retry).
 REDIS_POOL_OPTIONS = {
     "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT_S", 30),
     "socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT_S", 2),
     "socket_keepalive": True,
     "health_check_interval": env_int("REDIS_HEALTH_CHECK_S", 15),
-    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
     "retry_on_error": [redis.exceptions.ConnectionError],
 }
+REDIS_RETRY = {"backoff": ExponentialBackoff(cap=0.5, base=0.05), "retries": 2}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -149,6 +151,7 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
                         **REDIS_POOL_OPTIONS,
+                        "retry": AsyncRetry(**REDIS_RETRY),
                     }
                 ],
                 "prefix": "spaces",
@@ -160,7 +163,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "spaces",
-            "OPTIONS": REDIS_POOL_OPTIONS,
+            "OPTIONS": {**REDIS_POOL_OPTIONS, "retry": Retry(**REDIS_RETRY)},
         }
     }
 else:

@@ -1,9 +1,10 @@
 """Presence: joining, the sockets that are open, and what happens when people go.
 
-A `Connection` row exists for each open socket and is touched by the client's
-heartbeat. A participant with no connection is absent since the moment the
-last one closed. `presence_sweep` runs every few seconds in each web process
-(and from Celery beat): it drops connections that stopped beating, moves
+A `Connection` row exists for each open socket; the web process that holds it
+vouches for it every few seconds (`rooms.presence_loop`). A participant with
+no connection is absent since the moment the last one closed.
+`presence_sweep` runs every few seconds in each web process (and from Celery
+beat): it drops connections no process vouched for, moves
 speakers who stayed away past the reconnect grace to the audience, and ends a
 space whose host has been gone for `SPACES_HOST_ABSENCE_END_S` unless a
 co-host is there to take over.

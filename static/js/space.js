@@ -215,6 +215,7 @@
       state.hands = m.hands || [];
       countEl.textContent = m.listener_count;
       startHeartbeat(m.heartbeat_s || 20);
+      retryAfter = 0;
       setStatus("");
       renderAll();
       if (audio) {
