@@ -1,5 +1,10 @@
 """One space's audio in the worker: speakers in, forwarded to each other, mixed once for listeners.
 
+With captions on, each unmuted speaker's decoded frame also goes to the
+worker's captions process (`media.captions.feed`), keyed by space and user,
+stamped with the milliseconds since the space started; the tick never waits
+for it.
+
 Every 20 ms `tick` pulls at most one frame per unmuted speaker, mixes and
 encodes once, serializes one RTP packet per listener shape (listeners share
 one SSRC, so usually one), and sends it to every listener through its
@@ -64,6 +69,7 @@ class Speaker:
     pc: RTCPeerConnection
     slots: list[ForwardTrack]
     muted: bool = True
+    name: str = ""
     input: SpeakerInput = field(default_factory=SpeakerInput)
     # which other speaker (user id) each slot carries
     slot_of: dict[int, int] = field(default_factory=dict)
@@ -93,6 +99,10 @@ class Room:
         self.ticks = 0
         self.late_ticks = 0
         self.task: asyncio.Task | None = None
+        # Live captions: the worker's feed, whether the space wants them, and its start (epoch seconds).
+        self.captions = None
+        self.captions_on = False
+        self.started_epoch = time.time()
 
     # Membership
 
@@ -106,6 +116,7 @@ class Room:
     def remove(self, key: str) -> RTCPeerConnection | None:
         peer = self.speakers.pop(key, None) or self.listeners.pop(key, None)
         if isinstance(peer, Speaker):
+            self._end_captions(peer)
             self._assign_slots()
             if peer.speaking:
                 self._speaking_event(peer, False)
@@ -120,6 +131,20 @@ class Room:
                 speaker.muted = muted
                 if muted:
                     speaker.input.pending.clear()
+                    self._end_captions(speaker)
+
+    def caption_key(self, user_id: int) -> str:
+        return f"{self.space_id}:{user_id}"
+
+    def set_captions(self, on: bool) -> None:
+        if self.captions_on and not on:
+            for speaker in self.speakers.values():
+                self._end_captions(speaker)
+        self.captions_on = on
+
+    def _end_captions(self, speaker: Speaker) -> None:
+        if self.captions is not None:
+            self.captions.end(self.caption_key(speaker.user_id))
 
     def _assign_slots(self) -> None:
         """Give every speaker one slot per other speaker; a slot keeps its speaker while both stay."""
@@ -173,10 +198,14 @@ class Room:
         self.ticks += 1
         now = time.monotonic()
         frames = []
+        captions = self.captions if self.captions_on else None
         for speaker in self.speakers.values():
             samples = None if speaker.muted else speaker.input.pull()
             if samples is not None:
                 frames.append(samples)
+                if captions is not None:
+                    ms = int((time.time() - self.started_epoch) * 1000)
+                    captions.audio(self.caption_key(speaker.user_id), ms, samples)
             self._update_speaking(speaker, samples is not None and speaker.input.level >= SPEAKING_RMS, now)
         if not self.listeners:
             return

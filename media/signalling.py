@@ -83,6 +83,7 @@ class Admission:
     detail: str
     username: str = ""
     muted: bool = True
+    name: str = ""
 
 
 def admit(*, user_id: int | None, space_id: int, publish: bool) -> Admission:
@@ -102,4 +103,4 @@ def admit(*, user_id: int | None, space_id: int, publish: bool) -> Admission:
     participant = Participant.objects.filter(space=space, user_id=user_id, left_at__isnull=True).first()
     if participant is None or participant.role not in STAGE_ROLES:
         return Admission(False, "not_on_stage", "Only people on stage can speak.", username)
-    return Admission(True, "publish", "Speaking.", username, participant.muted)
+    return Admission(True, "publish", "Speaking.", username, participant.muted, user.name)

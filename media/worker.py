@@ -25,10 +25,12 @@ from django.conf import settings
 
 from media import signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
+from media.captions.feed import CaptionsFeed
 from media.peer import OfferRefused, answer_listener, answer_speaker
 from media.room import Listener, Room, Speaker
 from rooms.models import STAGE_ROLES, Space, SpaceState
-from rooms.realtime import space_group
+from rooms.realtime import captions_group, space_group
+from rooms.services import caption_line_store
 from spaces_site.layer_watch import layer_watch
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying
 
@@ -46,6 +48,10 @@ class MediaWorker:
         # reply_to (the client's socket) -> space id
         self.peers: dict[str, int] = {}
         self.outage = OutageLog(f"media worker {channel}: channel layer")
+        self.captions: CaptionsFeed | None = None
+        self.caption_stats: dict = {}
+        # caption key ("<space>:<user>") -> the speaker's payload, kept after they leave for their last line
+        self.caption_speakers: dict[str, dict] = {}
         self.background: set[asyncio.Task] = set()
         if settings.SPACES_MEDIA_ICE_LOOPBACK:
             allow_loopback_candidates()
@@ -160,8 +166,17 @@ class MediaWorker:
             if publish:
                 pc, microphone, slots, answer = await answer_speaker(sdp)
                 speaker = Speaker(
-                    user_id=message["user_id"], username=admission.username, pc=pc, slots=slots, muted=admission.muted
+                    user_id=message["user_id"],
+                    username=admission.username,
+                    name=admission.name,
+                    pc=pc,
+                    slots=slots,
+                    muted=admission.muted,
                 )
+                self.caption_speakers[room.caption_key(speaker.user_id)] = {
+                    "username": admission.username,
+                    "name": admission.name,
+                }
                 tap_receiver(microphone.receiver, lambda packet: room.on_speaker_packet(reply_to, packet))
                 room.add_speaker(reply_to, speaker)
             else:
@@ -205,7 +220,78 @@ class MediaWorker:
             self.rooms[space_id] = room
             await self.layer.group_add(space_group(space_id), self.channel)
             room.start()
+            started_at, captions_enabled = await database_sync_to_async(self._space_clock)(space_id)
+            if started_at is not None:
+                room.started_epoch = started_at.timestamp()
+            room.captions = self._captions_feed()
+            room.set_captions(captions_enabled and room.captions is not None)
         return room
+
+    @staticmethod
+    def _space_clock(space_id: int):
+        row = Space.objects.filter(pk=space_id).values_list("started_at", "captions_enabled").first()
+        return row or (None, False)
+
+    # Captions
+
+    def _captions_feed(self) -> CaptionsFeed | None:
+        if not settings.SPACES_CAPTIONS_ENGINE:
+            return None
+        if self.captions is None:
+            self.captions = CaptionsFeed(
+                settings.SPACES_CAPTIONS_ENGINE, self._on_caption_message, asyncio.get_running_loop()
+            )
+        return self.captions
+
+    def _on_caption_message(self, message: dict) -> None:
+        kind = message.get("t")
+        if kind == "line":
+            self._caption_line(message)
+        elif kind == "status":
+            event = {"type": "captions.status", "behind": message["behind"]}
+            for space_id, room in self.rooms.items():
+                if room.captions_on:
+                    self._spawn(self._send_captions(space_id, dict(event, space_id=space_id)))
+        elif kind == "stats":
+            self.caption_stats = message
+
+    def _caption_line(self, message: dict) -> None:
+        space_id, user_id = (int(part) for part in message["key"].split(":"))
+        room = self.rooms.get(space_id)
+        speaker = self.caption_speakers.get(message["key"], {"username": "", "name": ""})
+        event = {
+            "type": "caption.final" if message["final"] else "caption.partial",
+            "space_id": space_id,
+            "line": f"{user_id}-{message['line']}",
+            "speaker": speaker,
+            "text": message["text"],
+            "start_ms": message["start_ms"],
+            "end_ms": message["end_ms"],
+        }
+        if room is not None and room.captions_on:
+            self._spawn(self._send_captions(space_id, event))
+        if message["final"]:
+            # Said while captions were on: part of the transcript even if they were switched off since.
+            self._spawn(self._store_line(space_id, user_id, event))
+
+    async def _send_captions(self, space_id: int, event: dict) -> None:
+        try:
+            await self.layer.group_send(captions_group(space_id), {"type": "caption.event", "event": event})
+        except REDIS_ERRORS as error:
+            self.outage.failed(error)
+
+    async def _store_line(self, space_id: int, user_id: int, event: dict) -> None:
+        try:
+            await database_sync_to_async(caption_line_store)(
+                space_id=space_id,
+                speaker_id=user_id,
+                line_key=event["line"],
+                text=event["text"],
+                start_ms=event["start_ms"],
+                end_ms=event["end_ms"],
+            )
+        except OUTAGE_ERRORS as error:
+            self.outage.failed(error)
 
     def _emit(self, space_id: int, event: dict) -> None:
         self._spawn(self._send_event_quietly(space_id, event))
@@ -224,6 +310,9 @@ class MediaWorker:
         space_id = (event.get("space") or {}).get("id")
         if kind == "space.ended" and space_id in self.rooms:
             await self._close_room(space_id)
+        elif kind == "space.updated" and space_id in self.rooms:
+            room = self.rooms[space_id]
+            room.set_captions(bool(event["space"].get("captions_enabled")) and room.captions is not None)
         elif kind in ("participant.updated", "participant.removed"):
             await self._participant_changed(event)
 
@@ -251,6 +340,8 @@ class MediaWorker:
         """Hang up every connection (the process is stopping)."""
         for space_id in list(self.rooms):
             await self._close_room(space_id)
+        if self.captions is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.captions.close)
 
     async def _close_room(self, space_id: int) -> None:
         room = self.rooms.pop(space_id)
@@ -263,7 +354,7 @@ class MediaWorker:
         await room.close()
 
 
-_in_process: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
+_in_process: dict[asyncio.AbstractEventLoop, list[tuple[MediaWorker, asyncio.Task]]] = {}
 
 
 def ensure_in_process_worker() -> None:
@@ -271,15 +362,21 @@ def ensure_in_process_worker() -> None:
     if not settings.SPACES_MEDIA_IN_PROCESS:
         return
     loop = asyncio.get_running_loop()
-    tasks = _in_process.get(loop)
-    if tasks is None or any(task.done() for task in tasks):
+    running = _in_process.get(loop)
+    if running is None or any(task.done() for _, task in running):
         stop_in_process_workers()
         workers = [MediaWorker(signalling.worker_channel_for_index(n)) for n in range(settings.SPACES_MEDIA_WORKERS)]
-        _in_process[loop] = [loop.create_task(w.run()) for w in workers]
+        _in_process[loop] = [(w, loop.create_task(w.run())) for w in workers]
+
+
+def in_process_workers() -> list[MediaWorker]:
+    return [worker for running in _in_process.values() for worker, _ in running]
 
 
 def stop_in_process_workers() -> None:
-    for tasks in _in_process.values():
-        for task in tasks:
+    for running in _in_process.values():
+        for worker, task in running:
             task.cancel()
+            if worker.captions is not None:
+                worker.captions.close()
     _in_process.clear()

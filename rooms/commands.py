@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "transfer_host": Command(services.host_transfer, {"user": str}),
     "react": Command(services.react, {"emoji": str}),
     "end": Command(services.space_end, {}),
+    "set_captions": Command(services.captions_set, {"on": bool}),
     "edit": Command(
         services.space_edit,
         {},
@@ -76,7 +77,8 @@ def parse(message: object) -> tuple[str, Command, dict]:
 
 
 def _checked(kind: str, name: str, value: object, expected: type) -> object:
-    if not isinstance(value, expected) or isinstance(value, bool):
+    # JSON's true/false are Python bools, which are ints too: a bool is only what asks for one.
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise InvalidRequest(f"{kind}: {name!r} must be a {expected.__name__}.", code="bad_field")
     if isinstance(value, str) and len(value) > FIELD_MAX_LENGTH:
         raise InvalidRequest(f"{kind}: {name!r} is too long.", code="bad_field")

@@ -23,7 +23,7 @@ from media.worker import ensure_in_process_worker
 from rooms import commands, selectors
 from rooms.models import MODERATOR_ROLES
 from rooms.presence_loop import OPEN_SOCKETS, start_presence_loop
-from rooms.realtime import ALL, space_group
+from rooms.realtime import ALL, captions_group, space_group
 from rooms.services import presence
 from spaces_site.errors import ServiceError
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, unavailable_event
@@ -161,6 +161,9 @@ class SpaceConsumer(SteadyConsumer):
         if isinstance(message, dict) and message.get("type") == signalling.OFFER:
             await self._media_offer(message, ref)
             return
+        if isinstance(message, dict) and message.get("type") == "captions":
+            await self._captions_display(message, ref)
+            return
         try:
             await database_sync_to_async(commands.execute)(actor=self.user, space_id=self.space_id, message=message)
         except ServiceError as error:
@@ -210,6 +213,20 @@ class SpaceConsumer(SteadyConsumer):
                 "sent_at": time.time(),
             },
         )
+
+    async def _captions_display(self, message: dict, ref) -> None:
+        """This socket shows captions or not: a display choice of the person, not a change to the space."""
+        on = message.get("on")
+        if not isinstance(on, bool):
+            await self._refuse("bad_field", "captions needs an 'on' boolean.", ref=ref)
+            return
+        group = captions_group(self.space_id)
+        await (self.join_group(group) if on else self.leave_group(group))
+        if ref is not None:
+            await self.send_json({"type": "ok", "ref": ref})
+
+    async def caption_event(self, message):
+        await self.send_json(message["event"])
 
     async def _media_worker_alive(self) -> bool:
         try:

@@ -180,3 +180,30 @@ class AbuseReport(models.Model):
     def __str__(self) -> str:
         subject = f"@{self.reported_user}" if self.reported_user_id else f"space {self.space_id}"
         return f"{self.reason} report on {subject}"
+
+
+class CaptionLine(models.Model):
+    """A final caption line: the space's transcript, one row per line a speaker said.
+
+    Written by the media worker's captions path as each line ends; `line_key`
+    is the recogniser's id for it, so a line sent twice is stored once. Times
+    are milliseconds from the space's start. The audio itself is never kept.
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="caption_lines")
+    speaker = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    line_key = models.CharField(max_length=80)
+    text = models.TextField()
+    start_ms = models.PositiveIntegerField()
+    end_ms = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "line_key"], name="caption_line_once"),
+            models.CheckConstraint(condition=Q(end_ms__gte=models.F("start_ms")), name="caption_line_ends_after_start"),
+        ]
+        indexes = [models.Index(fields=["space", "start_ms"])]
+
+    def __str__(self) -> str:
+        return self.text[:60]

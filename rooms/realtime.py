@@ -21,6 +21,11 @@ def space_group(space_id: int) -> str:
     return f"space.{space_id}"
 
 
+def captions_group(space_id: int) -> str:
+    """The sockets of a space that turned captions on (`caption.*` events go only there)."""
+    return f"space.{space_id}.captions"
+
+
 def emit(space_id: int, event: dict, *, audience: str | dict = ALL) -> None:
     message = {"type": "space.event", "event": event, "audience": audience}
     transaction.on_commit(lambda: _send_after_commit(space_id, message))

@@ -303,6 +303,8 @@ SPACES_MEDIA_IN_PROCESS = env_bool("SPACES_MEDIA_IN_PROCESS", True)
 SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
 # A separate media worker stamps a heartbeat this often; web processes treat it as dead
 # (and answer offers `media_unavailable`) once the stamp is older than the TTL.
+# Live captions: the speech engine each media worker's captions process runs ("" turns captions off).
+SPACES_CAPTIONS_ENGINE = os.environ.get("SPACES_CAPTIONS_ENGINE", "moonshine")
 SPACES_MEDIA_HEARTBEAT_S = env_int("SPACES_MEDIA_HEARTBEAT_S", 1)
 SPACES_MEDIA_HEARTBEAT_TTL_S = env_int("SPACES_MEDIA_HEARTBEAT_TTL_S", 5)
 

@@ -121,6 +121,10 @@ class SteadyConsumer(AsyncJsonWebsocketConsumer):
             within=settings.SPACES_OUTAGE_RETRY_S,
         )
 
+    async def leave_group(self, group: str) -> None:
+        self.joined_groups.discard(group)
+        await self.channel_layer.group_discard(group, self.channel_name)
+
     async def _layer_recovered(self) -> None:
         if self.closing:
             return

@@ -4,6 +4,7 @@ table (`rooms.permissions`) with the roles as they are under the lock, emit
 one event after commit (`rooms.realtime`) and leave an audit entry for
 moderation and lifecycle changes."""
 
+from rooms.services.captions import caption_line_store, captions_set
 from rooms.services.lifecycle import (
     space_cancel,
     space_create,
@@ -41,6 +42,8 @@ from rooms.services.stage import (
 )
 
 __all__ = [
+    "caption_line_store",
+    "captions_set",
     "cohost_add",
     "cohost_remove",
     "connection_close",

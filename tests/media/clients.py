@@ -94,10 +94,10 @@ async def negotiate(socket, pc: RTCPeerConnection, *, publish: bool) -> dict:
                 return event
 
 
-async def join_as_speaker(socket, wav: Path) -> tuple[RTCPeerConnection, Recorder, dict]:
+async def join_as_speaker(socket, wav: Path, *, loop: bool = True) -> tuple[RTCPeerConnection, Recorder, dict]:
     allow_loopback_candidates()
     pc = RTCPeerConnection()
-    player = MediaPlayer(str(wav), loop=True)
+    player = MediaPlayer(str(wav), loop=loop)
     pc.addTransceiver(player.audio, direction="sendonly")
     heard = Recorder()
     pc.on("track", heard.attach)

@@ -1,0 +1,57 @@
+"""Live captions: the moderators' switch, and the transcript the media worker writes.
+
+Recognition itself runs in the media worker's captions process (`media.captions`);
+rooms holds the rule (who may switch captions, when) and the stored lines.
+"""
+
+from django.db import transaction
+
+from accounts.models import User
+from accounts.services import audit_record
+from rooms import lock_objects, permissions, realtime
+from rooms.errors import WrongState
+from rooms.models import CaptionLine, Participant, Role, Space, SpaceState
+from rooms.payloads import space_payload
+
+
+def captions_set(*, actor: User, space_id: int, on: bool) -> Space:
+    """The host or a co-host turns live captions on or off; when off, no audio goes to recognition."""
+    with transaction.atomic():
+        space = lock_objects.space_for_update(space_id)
+        role = (
+            Role.HOST
+            if space.host_id == actor.pk
+            else Participant.objects.filter(space=space, user=actor, left_at__isnull=True)
+            .values_list("role", flat=True)
+            .first()
+        )
+        permissions.check("captions.set", role)
+        if space.state not in (SpaceState.SCHEDULED, SpaceState.LIVE):
+            raise WrongState(f"This space has {space.state}; its captions can't change.")
+        if space.captions_enabled == on:
+            return space
+        space.captions_enabled = on
+        space.save(update_fields=["captions_enabled"])
+        audit_record(actor=actor, action="rooms.captions." + ("on" if on else "off"), subject=space)
+        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
+    return space
+
+
+def caption_line_store(
+    *, space_id: int, speaker_id: int | None, line_key: str, text: str, start_ms: int, end_ms: int
+) -> CaptionLine | None:
+    """Keep a final line in the space's transcript (once per `line_key`); empty lines are not kept."""
+    text = text.strip()
+    if not text:
+        return None
+    line, _ = CaptionLine.objects.get_or_create(
+        space_id=space_id,
+        line_key=line_key,
+        defaults={
+            "speaker_id": speaker_id,
+            "text": text,
+            "start_ms": max(0, start_ms),
+            "end_ms": max(start_ms, end_ms, 0),
+        },
+    )
+    return line
