@@ -8,9 +8,11 @@ from rest_framework.views import APIView
 
 from accounts.selectors import user_get
 from rooms import commands, selectors, services
+from rooms.errors import TranscriptRefused
 from rooms.models import Participant, Space
 from rooms.payloads import participant_payload, space_payload
 from rooms.serializers import (
+    CaptionLineSerializer,
     CommandResultSerializer,
     CommandSerializer,
     ReportSerializer,
@@ -82,6 +84,23 @@ class SpaceApi(APIView):
         changes.is_valid(raise_exception=True)
         space = services.space_edit(actor=request.user, space_id=space_id, **changes.validated_data)
         return Response(_detail(space, request.user))
+
+
+class SpaceTranscriptApi(generics.ListAPIView):
+    """The space's transcript: its final caption lines, in time order (paginated)."""
+
+    permission_classes = [permissions.AllowAny]
+    serializer_class = CaptionLineSerializer
+
+    @extend_schema(responses={200: CaptionLineSerializer(many=True), **error_responses(403, 404)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        space = selectors.space_get(space_id=self.kwargs["space_id"])
+        if not selectors.may_read_transcript(user=self.request.user, space=space):
+            raise TranscriptRefused("This transcript is for the space's ticket holders.")
+        return selectors.transcript_lines(space=space)
 
 
 class _SpaceTransitionApi(APIView):

@@ -44,3 +44,7 @@ class InvalidSpace(InvalidRequest):
 class RateLimited(InvalidRequest):
     status = 429
     code = "rate_limited"
+
+
+class TranscriptRefused(NotAllowed):
+    code = "transcript_refused"

@@ -6,7 +6,7 @@ from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Que
 
 from accounts.models import Block, Follow, User
 from rooms.errors import EntryRefused, SpaceNotFound
-from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceBlock, SpaceState
+from rooms.models import STAGE_ROLES, CaptionLine, Connection, Participant, Role, Space, SpaceBlock, SpaceState
 from rooms.payloads import participant_payload, space_payload
 from scheduling.models import Reminder
 from ticketing.selectors import holds_paid_ticket
@@ -154,11 +154,30 @@ def upcoming_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
     return list(_visible_to(viewer, spaces)[:limit])
 
 
+def may_read_transcript(*, user: User, space: Space) -> bool:
+    """A free space's transcript is as public as its page; a ticketed one's is for its host, the people
+    who were in it, and ticket holders."""
+    if not space.is_ticketed:
+        return True
+    if not user.is_authenticated:
+        return False
+    return (
+        user.pk == space.host_id
+        or Participant.objects.filter(space=space, user=user).exists()
+        or holds_paid_ticket(user=user, space=space)
+    )
+
+
+def transcript_lines(*, space: Space) -> QuerySet[CaptionLine]:
+    return CaptionLine.objects.filter(space=space).select_related("speaker").order_by("start_ms", "pk")
+
+
 def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str = "") -> QuerySet[Space]:
     """Spaces by title or topic, state and host; live first, then upcoming, then the rest."""
     spaces = Space.objects.select_related("host")
     if query:
-        spaces = spaces.filter(Q(title__icontains=query) | Q(topics__icontains=query.lower()))
+        said = CaptionLine.objects.filter(space=OuterRef("pk"), text__icontains=query)
+        spaces = spaces.filter(Q(title__icontains=query) | Q(topics__icontains=query.lower()) | Exists(said))
     if state:
         spaces = spaces.filter(state=state)
     if host:

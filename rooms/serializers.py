@@ -56,6 +56,13 @@ class SpaceDetailSerializer(SpaceSerializer):
     you = ParticipantSerializer(allow_null=True)
 
 
+class CaptionLineSerializer(serializers.Serializer):
+    speaker = UserSummarySerializer(allow_null=True)
+    text = serializers.CharField()
+    start_ms = serializers.IntegerField(help_text="Milliseconds from the space's start.")
+    end_ms = serializers.IntegerField()
+
+
 class CommandSerializer(serializers.Serializer):
     """The same commands as the websocket; see docs/websocket.md."""
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("spaces/new/", views.space_new, name="space-new"),
     path("spaces/<int:space_id>/", views.space_page, name="space"),
     path("spaces/<int:space_id>/end/", views.space_end, name="space-end"),
+    path("spaces/<int:space_id>/transcript.vtt", views.space_transcript_vtt, name="space-transcript-vtt"),
     path("spaces/<int:space_id>/report/", views.space_report, name="space-report"),
 ]
 
@@ -18,6 +19,7 @@ api_urlpatterns = [
     path("spaces/<int:space_id>/end/", api.SpaceEndApi.as_view(), name="api-space-end"),
     path("spaces/<int:space_id>/cancel/", api.SpaceCancelApi.as_view(), name="api-space-cancel"),
     path("spaces/<int:space_id>/join/", api.SpaceJoinApi.as_view(), name="api-space-join"),
+    path("spaces/<int:space_id>/transcript/", api.SpaceTranscriptApi.as_view(), name="api-space-transcript"),
     path("spaces/<int:space_id>/commands/", api.SpaceCommandApi.as_view(), name="api-space-commands"),
     path("reports/", api.ReportApi.as_view(), name="api-reports"),
 ]

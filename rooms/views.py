@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,7 +13,9 @@ from accounts.eligibility import hosting_eligibility
 from rooms import selectors, services
 from rooms.errors import SpaceNotFound
 from rooms.forms import ReportForm, SpaceForm
+from rooms.models import SpaceState
 from rooms.services.stage import REACTIONS
+from rooms.transcripts import webvtt
 from spaces_site.errors import ServiceError
 
 
@@ -57,8 +60,14 @@ def space_page(request: HttpRequest, space_id: int) -> HttpResponse:
         space = selectors.space_get(space_id=space_id)
     except SpaceNotFound as error:
         raise Http404(error.detail) from error
+    transcript = (
+        list(selectors.transcript_lines(space=space))
+        if space.state == SpaceState.ENDED and selectors.may_read_transcript(user=request.user, space=space)
+        else []
+    )
     context = {
         "space": space,
+        "transcript": transcript,
         "entry": selectors.entry_decision(user=request.user, space=space),
         "listener_count": selectors.listener_count(space_id=space.pk),
         "stage": selectors.stage_of(space=space),
@@ -66,6 +75,19 @@ def space_page(request: HttpRequest, space_id: int) -> HttpResponse:
         "report_form": ReportForm(),
     }
     return render(request, "rooms/space.html", context)
+
+
+def space_transcript_vtt(request: HttpRequest, space_id: int) -> HttpResponse:
+    """The transcript as a WebVTT file, to download."""
+    try:
+        space = selectors.space_get(space_id=space_id)
+    except SpaceNotFound as error:
+        raise Http404(error.detail) from error
+    if not selectors.may_read_transcript(user=request.user, space=space):
+        raise PermissionDenied("This transcript is for the space's ticket holders.")
+    response = HttpResponse(webvtt(selectors.transcript_lines(space=space)), content_type="text/vtt; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="space-{space.pk}-transcript.vtt"'
+    return response
 
 
 @login_required

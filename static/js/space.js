@@ -17,6 +17,13 @@
   var reactionsEl = document.getElementById("reactions");
   var floatingEl = document.getElementById("floating");
   var countEl = document.querySelector("[data-listener-count]");
+  var captionsEl = document.getElementById("captions");
+  var captionLinesEl = document.getElementById("caption-lines");
+  var captionNoteEl = document.getElementById("caption-note");
+  var ccButton = document.getElementById("cc");
+  var CAPTION_LINES_SHOWN = 4;
+  // Each person's choice to show captions, remembered on this device.
+  var captionsWanted = (function () { try { return localStorage.getItem("spaces.captions") === "on"; } catch (e) { return false; } })();
 
   var state = { you: null, stage: [], hands: [], space: null, ended: false };
   var audio = window.SpaceAudio ? new window.SpaceAudio({ send: send, status: function (text, isError) { setStatus(text, isError, true); } }) : null;
@@ -145,6 +152,12 @@
       else controlsEl.appendChild(button("🔇 Mute", function () { send({ type: "mute_self" }); }, "button button-small button-outline"));
       if (you.role !== "host") controlsEl.appendChild(button("Leave stage", function () { send({ type: "leave_stage" }); }, "button button-small button-outline"));
     }
+    if (isModerator() && state.space) {
+      var on = state.space.captions_enabled;
+      controlsEl.appendChild(button(on ? "Turn captions off" : "Turn captions on", function () {
+        send({ type: "set_captions", on: !on });
+      }, "button button-small button-outline"));
+    }
     if (you.role === "host") {
       controlsEl.appendChild(button("End space", function () {
         if (window.confirm("End this space for everyone?")) send({ type: "end" });
@@ -173,7 +186,28 @@
     root.dataset.state = s.state;
   }
 
-  function renderAll() { renderSpace(); renderStage(); renderHands(); renderControls(); }
+  function renderCaptions() {
+    var available = !!(state.space && state.space.captions_enabled) && !state.ended && !!captionsEl;
+    ccButton.hidden = !available;
+    ccButton.setAttribute("aria-pressed", captionsWanted ? "true" : "false");
+    ccButton.textContent = captionsWanted ? "CC on" : "CC";
+    if (captionsEl) captionsEl.hidden = !(available && captionsWanted);
+  }
+
+  function showCaption(m, isFinal) {
+    var li = captionLinesEl.querySelector('[data-line="' + m.line + '"]');
+    if (!li) {
+      li = el("li", { className: "caption", "data-line": m.line });
+      li.appendChild(el("span", { className: "caption-speaker" }, m.speaker.name || m.speaker.username));
+      li.appendChild(el("span", { className: "caption-text" }));
+      captionLinesEl.appendChild(li);
+      while (captionLinesEl.children.length > CAPTION_LINES_SHOWN) captionLinesEl.firstChild.remove();
+    }
+    li.classList.toggle("caption-partial", !isFinal);
+    li.querySelector(".caption-text").textContent = m.text;
+  }
+
+  function renderAll() { renderSpace(); renderStage(); renderHands(); renderControls(); renderCaptions(); }
 
   // State changes
 
@@ -216,6 +250,7 @@
       countEl.textContent = m.listener_count;
       startHeartbeat(m.heartbeat_s || 20);
       retryAfter = 0;
+      if (captionsWanted) send({ type: "captions", on: true });
       setStatus("");
       renderAll();
       if (audio) {
@@ -255,6 +290,12 @@
       renderAll();
     },
     "listeners.count": function (m) { countEl.textContent = m.count; },
+    "caption.partial": function (m) { showCaption(m, false); },
+    "caption.final": function (m) { showCaption(m, true); },
+    "captions.status": function (m) {
+      captionNoteEl.hidden = !m.behind;
+      captionNoteEl.textContent = m.behind ? "Captions are running behind; finished lines will still come." : "";
+    },
     reaction: function (m) { floatReaction(m.emoji); },
     error: function (m) {
       if (m.code === "unavailable") { retryAfter = (m.retry_after || 2) * 1000; setStatus(m.detail, false, true); return; }
@@ -309,6 +350,13 @@
   reactionsEl.addEventListener("click", function (event) {
     var emoji = event.target.dataset && event.target.dataset.emoji;
     if (emoji) send({ type: "react", emoji: emoji });
+  });
+
+  ccButton.addEventListener("click", function () {
+    captionsWanted = !captionsWanted;
+    try { localStorage.setItem("spaces.captions", captionsWanted ? "on" : "off"); } catch (e) { /* private mode */ }
+    send({ type: "captions", on: captionsWanted });
+    renderCaptions();
   });
 
   var share = document.getElementById("share");

@@ -10,3 +10,9 @@ def loopback(settings):
     worker.stop_in_process_workers()
     yield
     worker.stop_in_process_workers()
+
+
+@pytest.fixture
+def media_loopback(monkeypatch):
+    """The live server's child process reads this: its worker offers 127.0.0.1 (ask before `asgi_live_server`)."""
+    monkeypatch.setenv("SPACES_MEDIA_ICE_LOOPBACK", "1")

@@ -23,12 +23,6 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture
-def media_loopback(monkeypatch):
-    # The live server's child process reads this: its worker offers 127.0.0.1.
-    monkeypatch.setenv("SPACES_MEDIA_ICE_LOOPBACK", "1")
-
-
-@pytest.fixture
 def speaking_browser(tmp_path, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     wav = write_tone(tmp_path / "a440.wav", 440, seconds=10)
