@@ -239,7 +239,11 @@ class MediaWorker:
             return None
         if self.captions is None:
             self.captions = CaptionsFeed(
-                settings.SPACES_CAPTIONS_ENGINE, self._on_caption_message, asyncio.get_running_loop()
+                settings.SPACES_CAPTIONS_ENGINE,
+                self._on_caption_message,
+                asyncio.get_running_loop(),
+                model_dir=settings.SPACES_CAPTIONS_MODEL_DIR,
+                device=settings.SPACES_CAPTIONS_DEVICE,
             )
         return self.captions
 

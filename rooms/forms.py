@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 
 from rooms.models import TITLE_MAX, AbuseReport, SpeakPolicy
 
@@ -16,6 +17,12 @@ class SpaceForm(forms.Form):
         help_text="Leave empty to go live now.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not settings.SPACES_CAPTIONS_ENGINE:
+            # No captions engine on this site: don't offer what can't happen.
+            del self.fields["captions_enabled"]
 
     def clean_topics(self) -> list[str]:
         return [t.strip() for t in self.cleaned_data["topics"].split(",") if t.strip()]

@@ -44,6 +44,8 @@ class Space(models.Model):
     state = models.CharField(max_length=10, choices=SpaceState.choices, default=SpaceState.LIVE, db_index=True)
     speak_policy = models.CharField(max_length=10, choices=SpeakPolicy.choices, default=SpeakPolicy.EVERYONE)
     captions_enabled = models.BooleanField(default=True)
+    # The host keeps the transcript past SPACES_RECORDING_RETENTION_D (else it is deleted then).
+    transcript_kept = models.BooleanField(default=False)
     recording_enabled = models.BooleanField(default=False)
     is_ticketed = models.BooleanField(default=False)
     scheduled_for = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -10,6 +10,7 @@ only once it has itself reached the database for a whole presence timeout.
 from celery import shared_task
 
 from rooms.presence_loop import PresenceLoop
+from rooms.services import transcripts_expire
 
 _loop = PresenceLoop()
 
@@ -17,3 +18,9 @@ _loop = PresenceLoop()
 @shared_task
 def presence_sweep_task() -> dict | None:
     return _loop.pass_once()
+
+
+@shared_task
+def transcripts_expire_task() -> int:
+    """Transcripts follow the recordings' retention (PRODUCT.md §8) unless their host kept them."""
+    return transcripts_expire()

@@ -9,6 +9,7 @@ urlpatterns = [
     path("spaces/<int:space_id>/", views.space_page, name="space"),
     path("spaces/<int:space_id>/end/", views.space_end, name="space-end"),
     path("spaces/<int:space_id>/transcript.vtt", views.space_transcript_vtt, name="space-transcript-vtt"),
+    path("spaces/<int:space_id>/transcript/keep/", views.transcript_keep, name="space-transcript-keep"),
     path("spaces/<int:space_id>/report/", views.space_report, name="space-report"),
 ]
 

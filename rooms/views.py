@@ -1,5 +1,6 @@
 """Pages for spaces: home with the live bar, search, start a space, the space itself."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -68,6 +69,7 @@ def space_page(request: HttpRequest, space_id: int) -> HttpResponse:
     context = {
         "space": space,
         "transcript": transcript,
+        "retention_days": settings.SPACES_RECORDING_RETENTION_D,
         "entry": selectors.entry_decision(user=request.user, space=space),
         "listener_count": selectors.listener_count(space_id=space.pk),
         "stage": selectors.stage_of(space=space),
@@ -88,6 +90,16 @@ def space_transcript_vtt(request: HttpRequest, space_id: int) -> HttpResponse:
     response = HttpResponse(webvtt(selectors.transcript_lines(space=space)), content_type="text/vtt; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="space-{space.pk}-transcript.vtt"'
     return response
+
+
+@login_required
+@require_POST
+def transcript_keep(request: HttpRequest, space_id: int) -> HttpResponse:
+    try:
+        services.transcript_keep(actor=request.user, space_id=space_id, keep=request.POST.get("keep") == "1")
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    return redirect("space", space_id=space_id)
 
 
 @login_required

@@ -15,6 +15,7 @@ app.autodiscover_tasks()
 # picks these up and staff can add or pause entries in the admin.
 app.conf.beat_schedule = {
     "rooms-presence-sweep": {"task": "rooms.tasks.presence_sweep_task", "schedule": 15.0},
+    "rooms-transcripts-expire": {"task": "rooms.tasks.transcripts_expire_task", "schedule": 3600.0},
     # Ticket holds whose Stripe webhook never came, and refunds whose task was lost.
     "ticketing-holds-sweep": {"task": "ticketing.tasks.holds_sweep_task", "schedule": 60.0},
     # Reminders and notifications: lead reminders, stale claims, lost tasks, spaces that never started.

@@ -303,8 +303,12 @@ SPACES_MEDIA_IN_PROCESS = env_bool("SPACES_MEDIA_IN_PROCESS", True)
 SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
 # A separate media worker stamps a heartbeat this often; web processes treat it as dead
 # (and answer offers `media_unavailable`) once the stamp is older than the TTL.
-# Live captions: the speech engine each media worker's captions process runs ("" turns captions off).
+# Live captions (docs/captions.md): the speech engine each media worker's captions process runs
+# (moonshine, pocketsphinx, faster-whisper; "" turns captions off), and for faster-whisper a local
+# CTranslate2 model folder and the device to run it on (cpu, cuda).
 SPACES_CAPTIONS_ENGINE = os.environ.get("SPACES_CAPTIONS_ENGINE", "moonshine")
+SPACES_CAPTIONS_MODEL_DIR = os.environ.get("SPACES_CAPTIONS_MODEL_DIR", "")
+SPACES_CAPTIONS_DEVICE = os.environ.get("SPACES_CAPTIONS_DEVICE", "cpu")
 SPACES_MEDIA_HEARTBEAT_S = env_int("SPACES_MEDIA_HEARTBEAT_S", 1)
 SPACES_MEDIA_HEARTBEAT_TTL_S = env_int("SPACES_MEDIA_HEARTBEAT_TTL_S", 5)
 

@@ -1,4 +1,5 @@
-"""The captions process: `python -m media.captions.child --engine moonshine` (started by the media worker).
+"""The captions process: `python -m media.captions.child --engine moonshine` (started by the media worker;
+`--model-dir DIR --device cuda` for faster-whisper on a GPU).
 
 Reads frames on stdin, each a 4-byte big-endian length and then that many
 bytes: a JSON header line and, for audio, 16 kHz mono int16 samples:
@@ -15,7 +16,9 @@ and writes one JSON object per line on stdout:
 
 A reader thread queues frames as they come, so the media worker's writes
 never block on recognition; when the backlog passes `BEHIND_S` of audio the
-process says so, and partial updates come less often (finals are kept).
+process says so, and partial updates come less often (finals are kept). It
+runs at a lower priority (nice 10) than the worker, so when the machine is
+short of CPU it is captions that wait, never the audio.
 Stream times are mapped back to the space's clock: audio only flows while a
 speaker is unmuted, so each stream keeps where its audio resumed.
 It exits when stdin closes (the worker stopped or died).
@@ -23,6 +26,7 @@ It exits when stdin closes (the worker stopped or died).
 
 import argparse
 import json
+import os
 import queue
 import struct
 import sys
@@ -33,7 +37,8 @@ import numpy as np
 
 from media.captions.engines import SAMPLE_RATE, Line, load_engine
 
-BEHIND_S = 2.0
+BEHIND_S = 2.0  # behind past this much queued audio, caught up again under CAUGHT_UP_S
+CAUGHT_UP_S = 0.5
 CALM_UPDATE_S = 0.5
 BEHIND_UPDATE_S = 2.0
 STATS_EVERY_S = 2.0
@@ -54,7 +59,7 @@ class SpeakerStream:
             self.resumed.append((self.samples, ms))
         self.samples += len(pcm)
         self.next_ms = ms + len(pcm) * 1000 // SAMPLE_RATE
-        return self.stream.add(pcm.astype(np.float32) / 32768.0)
+        return self.stream.add(pcm)
 
     def space_ms(self, stream_s: float) -> int:
         offset = int(stream_s * SAMPLE_RATE)
@@ -83,8 +88,10 @@ def emit(message: dict) -> None:
     sys.stdout.flush()
 
 
-def serve(engine_name: str) -> None:
-    engine = load_engine(engine_name, update_interval=CALM_UPDATE_S)
+def serve(engine_name: str, model_dir: str, device: str) -> None:
+    # Recognition yields the CPU to the media worker's 20 ms tick: captions fall behind, audio doesn't.
+    os.nice(10)
+    engine = load_engine(engine_name, update_interval=CALM_UPDATE_S, model_dir=model_dir, device=device)
     inbox: queue.Queue = queue.Queue()
     threading.Thread(target=read_frames, args=(sys.stdin.buffer, inbox), daemon=True).start()
     emit({"t": "ready", "engine": engine_name})
@@ -112,7 +119,7 @@ def serve(engine_name: str) -> None:
             send_lines(key, speaker, speaker.stream.close())
         # A backlog of 100 ms frames: how much audio waits behind this one.
         backlog_s = inbox.qsize() * 0.1
-        if (backlog_s > BEHIND_S) != behind:
+        if (not behind and backlog_s > BEHIND_S) or (behind and backlog_s < CAUGHT_UP_S):
             behind = not behind
             for speaker in streams.values():
                 speaker.stream.set_update_interval(BEHIND_UPDATE_S if behind else CALM_UPDATE_S)
@@ -140,4 +147,7 @@ def send_lines(key: str, speaker: SpeakerStream, lines: list[Line]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="moonshine")
-    serve(parser.parse_args().engine)
+    parser.add_argument("--model-dir", default="", help="a local model folder (faster-whisper)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (faster-whisper)")
+    args = parser.parse_args()
+    serve(args.engine, args.model_dir, args.device)

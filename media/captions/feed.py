@@ -39,8 +39,11 @@ def to_16k_mono(stereo_48k: np.ndarray) -> np.ndarray:
 
 
 class CaptionsFeed:
-    def __init__(self, engine: str, on_message: Callable[[dict], None], loop) -> None:
+    def __init__(
+        self, engine: str, on_message: Callable[[dict], None], loop, *, model_dir: str = "", device: str = "cpu"
+    ) -> None:
         self.engine = engine
+        self.engine_args = ["--engine", engine, "--model-dir", model_dir, "--device", device]
         self.on_message = on_message
         self.loop = loop
         self.process: subprocess.Popen | None = None
@@ -96,7 +99,7 @@ class CaptionsFeed:
         self.pending.clear()
         self.outbox = queue.Queue(maxsize=QUEUE_CHUNKS)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "media.captions.child", "--engine", self.engine],
+            [sys.executable, "-m", "media.captions.child", *self.engine_args],
             cwd=ROOT,
             env={**os.environ, "MOONSHINE_ORT_SINGLE_THREAD": "1"},
             stdin=subprocess.PIPE,

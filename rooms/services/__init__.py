@@ -4,7 +4,7 @@ table (`rooms.permissions`) with the roles as they are under the lock, emit
 one event after commit (`rooms.realtime`) and leave an audit entry for
 moderation and lifecycle changes."""
 
-from rooms.services.captions import caption_line_store, captions_set
+from rooms.services.captions import caption_line_store, captions_set, transcript_keep, transcripts_expire
 from rooms.services.lifecycle import (
     space_cancel,
     space_create,
@@ -73,4 +73,6 @@ __all__ = [
     "speaker_move_to_audience",
     "speaker_mute",
     "stage_leave",
+    "transcript_keep",
+    "transcripts_expire",
 ]

@@ -4,12 +4,16 @@ Recognition itself runs in the media worker's captions process (`media.captions`
 rooms holds the rule (who may switch captions, when) and the stored lines.
 """
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_record
 from rooms import lock_objects, permissions, realtime
-from rooms.errors import WrongState
+from rooms.errors import ActionNotAllowed, WrongState
 from rooms.models import CaptionLine, Participant, Role, Space, SpaceState
 from rooms.payloads import space_payload
 
@@ -28,6 +32,8 @@ def captions_set(*, actor: User, space_id: int, on: bool) -> Space:
         permissions.check("captions.set", role)
         if space.state not in (SpaceState.SCHEDULED, SpaceState.LIVE):
             raise WrongState(f"This space has {space.state}; its captions can't change.")
+        if on and not settings.SPACES_CAPTIONS_ENGINE:
+            raise WrongState("This site has no captions engine.")
         if space.captions_enabled == on:
             return space
         space.captions_enabled = on
@@ -55,3 +61,25 @@ def caption_line_store(
         },
     )
     return line
+
+
+def transcript_keep(*, actor: User, space_id: int, keep: bool) -> Space:
+    """The host keeps the transcript past the retention period (or lets it go again)."""
+    with transaction.atomic():
+        space = lock_objects.space_for_update(space_id)
+        if space.host_id != actor.pk:
+            raise ActionNotAllowed("Only the host decides whether the transcript is kept.")
+        space.transcript_kept = keep
+        space.save(update_fields=["transcript_kept"])
+        audit_record(actor=actor, action="rooms.transcript." + ("kept" if keep else "released"), subject=space)
+    return space
+
+
+def transcripts_expire(*, now: datetime | None = None) -> int:
+    """Delete the transcripts of spaces that ended more than `SPACES_RECORDING_RETENTION_D` days ago,
+    unless their host kept them. Returns how many lines went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SPACES_RECORDING_RETENTION_D)
+    deleted, _ = CaptionLine.objects.filter(
+        space__ended_at__lt=cutoff, space__transcript_kept=False, space__state=SpaceState.ENDED
+    ).delete()
+    return deleted

@@ -96,7 +96,8 @@ def space_create(
         topics=_clean_topics(topics or []),
         pinned_link=pinned_link,
         speak_policy=speak_policy,
-        captions_enabled=captions_enabled,
+        # A site without a captions engine (SPACES_CAPTIONS_ENGINE="") has no captions to turn on.
+        captions_enabled=captions_enabled and bool(settings.SPACES_CAPTIONS_ENGINE),
         recording_enabled=recording_enabled,
         state=SpaceState.SCHEDULED,
     )

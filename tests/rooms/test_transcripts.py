@@ -1,12 +1,14 @@
 """The transcript: stored final lines, WebVTT, the ended space's page, the API, search, and the captions switch."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import AuditEntry
 from rooms import services
-from rooms.errors import WrongState
+from rooms.errors import ActionNotAllowed, WrongState
 from rooms.models import CaptionLine, Role, Space
 from tests.factories import UserFactory
 from tests.rooms.scene import make_host, make_space, seat
@@ -149,3 +151,46 @@ def test_captions_of_an_ended_space_cannot_change():
     with pytest.raises(WrongState):
         services.captions_set(actor=space.host, space_id=space.pk, on=False)
     assert Space.objects.get(pk=space.pk).captions_enabled is True
+
+
+def test_transcripts_expire_with_the_recording_retention_unless_the_host_keeps_them(client, settings):
+    # given: two ended spaces with transcripts, one kept by its host
+    kept, _ = ended_space_with_lines()
+    ended_space_with_lines()  # and another, nobody keeps
+    client.force_login(kept.host)
+    response = client.post(f"/spaces/{kept.pk}/transcript/keep/", {"keep": "1"})
+    later = timezone.now() + timedelta(days=settings.SPACES_RECORDING_RETENTION_D, hours=1)
+
+    # when: the retention passes
+    early = services.transcripts_expire()
+    deleted = services.transcripts_expire(now=later)
+
+    # then: only the one nobody kept is gone, and the keeping is audited
+    assert response.status_code == 302 and early == 0 and deleted == 3
+    assert set(CaptionLine.objects.values_list("space_id", flat=True)) == {kept.pk}
+    assert AuditEntry.objects.filter(action="rooms.transcript.kept").count() == 1
+
+
+def test_only_the_host_keeps_a_transcript():
+    space, _ = ended_space_with_lines()
+
+    with pytest.raises(ActionNotAllowed):
+        services.transcript_keep(actor=UserFactory(), space_id=space.pk, keep=True)
+    assert Space.objects.get(pk=space.pk).transcript_kept is False
+
+
+def test_a_site_without_a_captions_engine_offers_no_captions(client, settings):
+    # given
+    settings.SPACES_CAPTIONS_ENGINE = ""
+    host = make_host()
+    client.force_login(host)
+
+    # when
+    form = client.get("/spaces/new/").content.decode()
+    space = make_space(host=host, captions_enabled=True)
+
+    # then
+    assert "Live captions" not in form
+    assert space.captions_enabled is False
+    with pytest.raises(WrongState):
+        services.captions_set(actor=host, space_id=space.pk, on=True)
