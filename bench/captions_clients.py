@@ -102,7 +102,6 @@ async def run(request: dict) -> dict:
     pcs: list[RTCPeerConnection] = []
     tracks: dict[int, PacedTrack] = {}
     arrivals: list[float] = []
-    peak = [0.0]
 
     listener = RTCPeerConnection(new_pc_config())
     pcs.append(listener)
@@ -117,7 +116,6 @@ async def run(request: dict) -> dict:
                     samples = frame.to_ndarray().reshape(-1).astype(np.float32)
                     now = time.time()
                     level = float(np.sqrt(np.mean(samples**2)))
-                    peak[0] = max(peak[0], level)
                     if level > CLICK_RMS and now - last > 0.1:
                         arrivals.append(now)
                         last = now
@@ -152,7 +150,6 @@ async def run(request: dict) -> dict:
         "starts": {str(uid): t.start for uid, t in tracks.items() if uid != request["probe"]},
         "click_latency_ms": latencies,
         "clicks_sent": len(probe.click_times),
-        "listener_peak_rms": round(peak[0]),
     }
     await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
     return result

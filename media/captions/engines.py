@@ -44,6 +44,10 @@ class Stream:
     def close(self) -> list[Line]:
         raise NotImplementedError
 
+    def set_update_interval(self, seconds: float) -> None:
+        """How often partial lines are worked out (the captions process slows them when behind)."""
+        raise NotImplementedError
+
 
 class Engine:
     name = ""
@@ -84,7 +88,7 @@ class MoonshineStream(Stream):
         return lines
 
     def set_update_interval(self, seconds: float) -> None:
-        self.stream._update_interval = seconds
+        self.stream._update_interval = seconds  # moonshine-voice 0.1.0 has no setter for it
 
     def _take(self) -> list[Line]:
         lines = list(self.changed.values())
@@ -125,6 +129,9 @@ class PocketSphinxStream(Stream):
 
     def _key(self) -> str:
         return f"ps{self.lines}"
+
+    def set_update_interval(self, seconds: float) -> None:
+        self.update_every = max(1, int(seconds / self.endpointer.frame_length))
 
     def add(self, samples: np.ndarray) -> list[Line]:
         self.buffer += samples.astype(np.int16).tobytes()
@@ -219,6 +226,9 @@ class WhisperStream(Stream):
             if text:
                 return [Line(f"fw{self.lines}", text, self.start_s, self.stream_s, False)]
         return []
+
+    def set_update_interval(self, seconds: float) -> None:
+        self.update_interval = max(seconds, 1.0)
 
     def _decode(self) -> str:
         segments, _ = self.model.transcribe(self.audio, language="en", beam_size=1, condition_on_previous_text=False)

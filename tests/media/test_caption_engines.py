@@ -63,3 +63,16 @@ def test_an_unknown_engine_or_a_missing_model_folder_is_a_clear_error():
         load_engine("nope", update_interval=0.5)
     with pytest.raises(ValueError, match="local CTranslate2 model folder"):
         load_engine("faster-whisper", update_interval=0.5, model_dir="/nonexistent")
+
+
+@pytest.mark.parametrize("name", ["moonshine", "pocketsphinx"])
+def test_a_stream_slowed_down_while_behind_still_finishes_its_lines(name, tmp_path):
+    engine = load_engine(name, update_interval=0.5)
+    stream = engine.open_stream()
+    stream.set_update_interval(2.0)
+    samples = speech_16k(tmp_path)
+
+    lines = [line for start in range(0, len(samples), 1600) for line in stream.add(samples[start : start + 1600])]
+    lines += stream.close()
+
+    assert [line for line in lines if line.final]
