@@ -32,7 +32,7 @@ from rooms.models import STAGE_ROLES, Space, SpaceState
 from rooms.realtime import captions_group, space_group
 from rooms.services import caption_line_store
 from spaces_site.layer_watch import layer_watch
-from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class MediaWorker:
             try:
                 message = await self.layer.receive(self.channel)
             except REDIS_ERRORS as error:
+                stop_if_cancelled()
                 self.outage.failed(error)
                 if watch is not None:
                     watch.failed(error)
@@ -94,6 +95,7 @@ class MediaWorker:
     async def _heartbeat_forever(self) -> None:
         beat = OutageLog(f"media worker {self.index}: heartbeat")
         while True:
+            stop_if_cancelled()
             try:
                 await signalling.heartbeat(self.index, self.boot_id)
                 beat.succeeded()

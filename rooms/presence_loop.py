@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms.services import presence
-from spaces_site.outages import OUTAGE_ERRORS, OutageLog
+from spaces_site.outages import OUTAGE_ERRORS, OutageLog, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class PresenceLoop:
 
     async def run(self, interval: float) -> None:
         while True:
+            stop_if_cancelled()
             await database_sync_to_async(self.pass_once)()
             await asyncio.sleep(interval)
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from spaces_site.outages import OUTAGE_ERRORS, OutageLog
+from spaces_site.outages import OUTAGE_ERRORS, OutageLog, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class LayerWatch:
 
     async def run(self) -> None:
         while True:
+            stop_if_cancelled()
             await self.probe()
             await asyncio.sleep(settings.SPACES_LAYER_WATCH_S if self.up.is_set() else 0.25)
 

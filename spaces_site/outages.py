@@ -37,6 +37,19 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, OUTAGE_ERRORS)
 
 
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    A cancellation that lands inside a client library's own timeout can come
+    out as a `TimeoutError`, which a retry loop takes for an outage and
+    swallows; every loop here that retries outages checks this first, so a
+    task being shut down never goes round again.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def unavailable_event(*, ref=None) -> dict:
     """The websocket `error` event for an outage (docs/websocket.md)."""
     event = {
@@ -83,6 +96,7 @@ async def retrying(call: Callable[[], Awaitable[T]], *, within: float, first_wai
         try:
             return await call()
         except OUTAGE_ERRORS:
+            stop_if_cancelled()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 from spaces_site.layer_watch import layer_watch
-from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, is_outage, retrying, unavailable_event
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, is_outage, retrying, stop_if_cancelled, unavailable_event
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class SteadyConsumer(AsyncJsonWebsocketConsumer):
             try:
                 return await self.channel_layer.receive(self.channel_name)
             except OUTAGE_ERRORS as error:
+                stop_if_cancelled()
                 self._note(error)
                 back = self.watch is not None and await self.watch.wait_up(settings.SPACES_OUTAGE_RETRY_S)
                 if not back:

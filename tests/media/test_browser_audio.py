@@ -10,11 +10,10 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from django.db import connections
 from django.test import Client
-from playwright.sync_api import sync_playwright
 
 from rooms.models import Space
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, UserFactory
+from tests.media.browsers import microphone_chromium, start_space
 from tests.media.clients import Recorder, peaks, rms, wait_connected, write_tone
 from tests.rooms.scene import make_host
 
@@ -25,19 +24,8 @@ WAIT_MS = 15_000
 @pytest.fixture
 def speaking_browser(tmp_path, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    wav = write_tone(tmp_path / "a440.wav", 440, seconds=10)
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    with microphone_chromium(write_tone(tmp_path / "a440.wav", 440, seconds=10)) as browser:
         yield browser
-        browser.close()
     connections.close_all()
 
 
@@ -90,16 +78,9 @@ def test_host_speaks_from_chromium_and_a_listener_hears_the_tone(media_loopback,
     page.set_default_timeout(WAIT_MS)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{asgi_live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "hana")
-    page.fill("input[name=password]", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{asgi_live_server.url}/")
 
     # when: the host starts a space and unmutes
-    page.goto(f"{asgi_live_server.url}/spaces/new/")
-    page.fill("input[name=title]", "Tone check")
-    page.get_by_role("button", name="Start your space").click()
+    start_space(page, asgi_live_server.url, username="hana", password=PASSWORD, title="Tone check")
     page.get_by_role("button", name="🎙 Unmute").click()
     page.get_by_role("button", name="🔇 Mute").wait_for()
     space = Space.objects.get(title="Tone check")

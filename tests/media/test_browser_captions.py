@@ -5,11 +5,10 @@ import re
 
 import pytest
 from django.test import Client
-from playwright.sync_api import sync_playwright
 
 from rooms.models import CaptionLine, Space
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import PASSWORD, UserFactory
+from tests.media.browsers import microphone_chromium, start_space
 from tests.media.speech import TWO_CITIES, TWO_CITIES_S, speech_wav, words
 from tests.rooms.scene import make_host
 
@@ -37,26 +36,10 @@ def test_chromium_captions_show_the_speakers_words_and_the_transcript_downloads(
     client = Client()
     client.force_login(reader)
     wav = speech_wav(tmp_path / "speech.wav", "two_cities.wav", TWO_CITIES_S, silence_after=2.0)
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    with microphone_chromium(wav) as browser:
         host = browser.new_context().new_page()
         host.set_default_timeout(WAIT_MS)
-        host.goto(f"{asgi_live_server.url}/accounts/login/")
-        host.fill("input[name=username]", "hana")
-        host.fill("input[name=password]", PASSWORD)
-        host.get_by_role("button", name="Log in").click()
-        host.wait_for_url(f"{asgi_live_server.url}/")
-        host.goto(f"{asgi_live_server.url}/spaces/new/")
-        host.fill("input[name=title]", "Reading aloud")
-        host.get_by_role("button", name="Start your space").click()
+        start_space(host, asgi_live_server.url, username="hana", password=PASSWORD, title="Reading aloud")
         space = Space.objects.get(title="Reading aloud")
 
         # when: the listener presses CC, then the host unmutes and reads
@@ -95,4 +78,3 @@ def test_chromium_captions_show_the_speakers_words_and_the_transcript_downloads(
         starts = [((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(ms) for h, m, s, ms, *_ in timings]
         assert starts and starts == sorted(starts)
         assert in_order(words(vtt), reference) >= 5
-        browser.close()
