@@ -66,6 +66,7 @@ class MediaWorker:
             self._spawn(self._announce_reset())
         wait = 0.1
         while True:
+            stop_if_cancelled()  # a database call in `handle` may have swallowed a cancellation
             try:
                 message = await self.layer.receive(self.channel)
             except REDIS_ERRORS as error:

@@ -40,10 +40,12 @@ def is_outage(error: BaseException) -> bool:
 def stop_if_cancelled() -> None:
     """Raise CancelledError if this task was asked to stop.
 
-    A cancellation that lands inside a client library's own timeout can come
-    out as a `TimeoutError`, which a retry loop takes for an outage and
-    swallows; every loop here that retries outages checks this first, so a
-    task being shut down never goes round again.
+    A cancellation can be swallowed on its way: asgiref's `sync_to_async` (so
+    `database_sync_to_async`) waits for its thread to finish and then returns
+    normally, and one that lands inside a client library's own timeout can come
+    out as a `TimeoutError` that a retry loop takes for an outage. The task's
+    `cancelling()` count still says it was asked to stop, so every long-running
+    loop here checks it on each round and never goes round again.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -93,6 +95,7 @@ async def retrying(call: Callable[[], Awaitable[T]], *, within: float, first_wai
     deadline = time.monotonic() + within
     wait = first_wait
     while True:
+        stop_if_cancelled()
         try:
             return await call()
         except OUTAGE_ERRORS:

@@ -82,6 +82,8 @@ class SteadyConsumer(AsyncJsonWebsocketConsumer):
                 await self.unavailable_close()
             elif message["type"] != "websocket.disconnect":
                 await self.send_json(unavailable_event())
+        # A handler's database call may have swallowed a cancellation (see `stop_if_cancelled`).
+        stop_if_cancelled()
 
     async def websocket_connect(self, message):
         if self.scope.get("outage"):
@@ -142,6 +144,7 @@ class SteadyConsumer(AsyncJsonWebsocketConsumer):
 
     async def _channel_receive(self) -> dict:
         while True:
+            stop_if_cancelled()
             try:
                 return await self.channel_layer.receive(self.channel_name)
             except OUTAGE_ERRORS as error:
