@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -95,8 +95,11 @@ def space_transcript_vtt(request: HttpRequest, space_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def transcript_keep(request: HttpRequest, space_id: int) -> HttpResponse:
+    keep = request.POST.get("keep")
+    if keep not in ("0", "1"):
+        return HttpResponseBadRequest("Say keep=1 to keep the transcript or keep=0 to let it expire.")
     try:
-        services.transcript_keep(actor=request.user, space_id=space_id, keep=request.POST.get("keep") == "1")
+        services.transcript_keep(actor=request.user, space_id=space_id, keep=keep == "1")
     except ServiceError as error:
         messages.error(request, error.detail)
     return redirect("space", space_id=space_id)

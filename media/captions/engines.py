@@ -21,6 +21,7 @@ Engines:
 """
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,23 +38,26 @@ class Line:
     final: bool
 
 
-class Stream:
+class Stream(ABC):
+    @abstractmethod
     def add(self, samples: np.ndarray) -> list[Line]:
-        raise NotImplementedError
+        """Take the next audio; return the lines that changed."""
 
+    @abstractmethod
     def close(self) -> list[Line]:
-        raise NotImplementedError
+        """Finish the line in progress (final)."""
 
+    @abstractmethod
     def set_update_interval(self, seconds: float) -> None:
         """How often partial lines are worked out (the captions process slows them when behind)."""
-        raise NotImplementedError
 
 
-class Engine:
+class Engine(ABC):
     name = ""
 
+    @abstractmethod
     def open_stream(self) -> Stream:
-        raise NotImplementedError
+        """A recognition stream for one speaker."""
 
 
 class MoonshineStream(Stream):

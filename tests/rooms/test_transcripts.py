@@ -194,3 +194,13 @@ def test_a_site_without_a_captions_engine_offers_no_captions(client, settings):
     assert space.captions_enabled is False
     with pytest.raises(WrongState):
         services.captions_set(actor=host, space_id=space.pk, on=True)
+
+
+def test_keeping_a_transcript_needs_a_clear_answer(client):
+    space, _ = ended_space_with_lines()
+    client.force_login(space.host)
+
+    response = client.post(f"/spaces/{space.pk}/transcript/keep/", {"keep": "maybe"})
+
+    assert response.status_code == 400 and b"keep=1" in response.content
+    assert Space.objects.get(pk=space.pk).transcript_kept is False
