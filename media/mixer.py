@@ -106,7 +106,14 @@ class Mixer:
         self.encoder.time_base = TIME_BASE
         self.encoder.options = {"application": "voip", "frame_duration": "20"}
         self.pts = 0
+        self.encodes = 0
         self.silence = np.zeros(FRAME_SAMPLES * CHANNELS, dtype=np.int16)
+
+    def opus_head(self) -> bytes:
+        """The encoder's OpusHead (its pre-skip): what heads an Ogg Opus file of its packets."""
+        if not self.encoder.is_open:
+            self.encoder.open()
+        return bytes(self.encoder.extradata)
 
     def mix(self, frames: list[np.ndarray]) -> np.ndarray:
         if not frames:
@@ -124,4 +131,5 @@ class Mixer:
         frame.pts = self.pts
         frame.time_base = TIME_BASE
         self.pts += FRAME_SAMPLES
+        self.encodes += 1
         return [bytes(packet) for packet in self.encoder.encode(frame)]

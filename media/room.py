@@ -26,6 +26,7 @@ from aiortc.rtp import RtpPacket
 
 from media.aiortc_bridge import ListenerSink, RtpShape, sender_shape, serialize
 from media.mixer import FRAME_SAMPLES, SPEAKING_RMS, TIME_BASE, Mixer, SpeakerInput
+from media.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class Room:
         self.captions = None
         self.captions_on = False
         self.started_epoch = time.time()
+        # Recording: the mix's packets go to this as the one encoder makes them (`media.recording`).
+        self.recorder: Recorder | None = None
 
     # Membership
 
@@ -207,9 +210,11 @@ class Room:
                     ms = int((time.time() - self.started_epoch) * 1000)
                     captions.audio(self.caption_key(speaker.user_id), ms, samples)
             self._update_speaking(speaker, samples is not None and speaker.input.level >= SPEAKING_RMS, now)
-        if not self.listeners:
+        if not self.listeners and self.recorder is None:
             return
         for payload in self.mixer.encode(self.mixer.mix(frames)):
+            if self.recorder is not None:
+                self.recorder.write(payload)
             self._fan_out(payload)
 
     def _fan_out(self, payload: bytes) -> None:
@@ -242,6 +247,18 @@ class Room:
 
     def _speaking_event(self, speaker: Speaker, speaking: bool) -> None:
         self.emit({"type": "speaking", "user": {"username": speaker.username}, "speaking": speaking})
+
+    # Recording
+
+    def record(self, recorder: Recorder) -> None:
+        """Write the mix's packets to `recorder` from the next tick on (the encoder's own OpusHead heads it)."""
+        self.recorder = recorder
+
+    def stop_recording(self) -> Recorder | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+        return recorder
 
     async def close(self) -> None:
         if self.task is not None:

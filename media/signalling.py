@@ -39,6 +39,7 @@ ANSWER = "media.answer"
 ERROR = "media.error"
 LEAVE = "media.leave"
 RESET = "media.reset"
+CLIP = "media.clip"  # cut "the last 30 s" of the recording the worker is writing
 UNAVAILABLE = "media_unavailable"
 MAX_SDP = 64 * 1024
 OFFER_MAX_AGE_S = 10.0

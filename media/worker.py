@@ -17,6 +17,7 @@ flowing through an outage. A separate worker stamps a heartbeat
 import asyncio
 import logging
 import random
+import time
 import uuid
 
 from channels.db import database_sync_to_async
@@ -27,7 +28,17 @@ from media import signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
 from media.captions.feed import CaptionsFeed
 from media.peer import OfferRefused, answer_listener, answer_speaker
+from media.recording.recorder import Recorder
+from media.recording.services import (
+    clip_cut_live,
+    clip_fail,
+    recording_begin,
+    recording_finish,
+    recordings_recover,
+    spool_dir,
+)
 from media.room import Listener, Room, Speaker
+from media.signalling import CLIP
 from rooms.models import STAGE_ROLES, Space, SpaceState
 from rooms.realtime import captions_group, space_group
 from rooms.services import caption_line_store
@@ -53,6 +64,8 @@ class MediaWorker:
         # caption key ("<space>:<user>") -> the speaker's payload, kept after they leave for their last line
         self.caption_speakers: dict[str, dict] = {}
         self.background: set[asyncio.Task] = set()
+        # Spaces whose recording is being set up (a database round trip), so it starts once.
+        self.recording_starts: set[int] = set()
         if settings.SPACES_MEDIA_ICE_LOOPBACK:
             allow_loopback_candidates()
 
@@ -61,6 +74,7 @@ class MediaWorker:
         watch = layer_watch()
         if watch is not None:
             watch.subscribe(self, self._layer_recovered)
+        self._spawn(self._recover_recordings())
         if self.index is not None:
             self._spawn(self._heartbeat_forever())
             self._spawn(self._announce_reset())
@@ -113,6 +127,13 @@ class MediaWorker:
         if space_ids:
             log.info("media worker %s: asked %d live spaces to reconnect", self.index, len(space_ids))
 
+    async def _recover_recordings(self) -> None:
+        """Recordings a dead worker left in this worker's spool: keep what was written (ended early)."""
+        folder = spool_dir(self.index)
+        finished = await retrying(database_sync_to_async(lambda: recordings_recover(folder=folder)), within=60)
+        if finished:
+            log.info("media worker %s: kept %d recordings a stopped worker left", self.index, finished)
+
     def _live_space_ids(self) -> list[int]:
         live = Space.objects.filter(state=SpaceState.LIVE).values_list("pk", flat=True)
         return [pk for pk in live if signalling.worker_index(pk) == self.index]
@@ -142,6 +163,8 @@ class MediaWorker:
             await self.leave(message["reply_to"])
         elif kind == "space.event":
             await self.space_event(message["event"])
+        elif kind == CLIP:
+            await self.clip(message)
         elif kind == "account.banned":
             return  # the consumers close; their leave messages follow
 
@@ -223,17 +246,64 @@ class MediaWorker:
             self.rooms[space_id] = room
             await self.layer.group_add(space_group(space_id), self.channel)
             room.start()
-            started_at, captions_enabled = await database_sync_to_async(self._space_clock)(space_id)
+            started_at, captions_enabled, recording_enabled = await database_sync_to_async(self._space_clock)(space_id)
             if started_at is not None:
                 room.started_epoch = started_at.timestamp()
             room.captions = self._captions_feed()
             room.set_captions(captions_enabled and room.captions is not None)
+            if recording_enabled:
+                await self._start_recording(room)
         return room
 
     @staticmethod
     def _space_clock(space_id: int):
-        row = Space.objects.filter(pk=space_id).values_list("started_at", "captions_enabled").first()
-        return row or (None, False)
+        row = (
+            Space.objects.filter(pk=space_id).values_list("started_at", "captions_enabled", "recording_enabled").first()
+        )
+        return row or (None, False, False)
+
+    # Recording
+
+    async def _start_recording(self, room: Room) -> None:
+        if room.recorder is not None or room.space_id in self.recording_starts:
+            return
+        self.recording_starts.add(room.space_id)
+        try:
+            begun = await database_sync_to_async(recording_begin)(space_id=room.space_id, folder=spool_dir(self.index))
+            if begun is None:
+                return  # the space is no longer live
+            recording_id, path = begun
+            room.record(Recorder(recording_id, path, head=room.mixer.opus_head()))
+            log.info("space %s: recording %s started", room.space_id, recording_id)
+        finally:
+            self.recording_starts.discard(room.space_id)
+        if self.rooms.get(room.space_id) is not room:
+            await self._stop_recording(room)  # the room closed while the recording was set up
+
+    async def _stop_recording(self, room: Room) -> None:
+        recorder = room.stop_recording()
+        if recorder is None:
+            return
+        # A database outage here leaves the spool unlocked: the next recovery keeps it.
+        await retrying(
+            database_sync_to_async(lambda: recording_finish(recording_id=recorder.recording_id)),
+            within=settings.SPACES_OUTAGE_RETRY_S,
+        )
+
+    async def clip(self, message: dict) -> None:
+        """Cut "the last 30 s" of a recording this worker is writing, ending when the person asked."""
+        clip_id = message["clip_id"]
+        room = self.rooms.get(int(message["space_id"]))
+        recorder = room.recorder if room is not None else None
+        if recorder is None:
+            await database_sync_to_async(clip_fail)(clip_id=clip_id, reason="The space isn't being recorded now.")
+            return
+        recorder.flush()
+        waited_ms = max(0, int((time.time() - float(message["asked_at"])) * 1000))
+        end_ms = max(0, recorder.elapsed_ms() - waited_ms)
+        await database_sync_to_async(clip_cut_live)(
+            clip_id=clip_id, recording_id=recorder.recording_id, spool=recorder.path, now_ms=end_ms
+        )
 
     # Captions
 
@@ -320,6 +390,10 @@ class MediaWorker:
         elif kind == "space.updated" and space_id in self.rooms:
             room = self.rooms[space_id]
             room.set_captions(bool(event["space"].get("captions_enabled")) and room.captions is not None)
+            if event["space"].get("recording_enabled"):
+                await self._start_recording(room)
+            else:
+                await self._stop_recording(room)
         elif kind in ("participant.updated", "participant.removed"):
             await self._participant_changed(event)
 
@@ -359,6 +433,7 @@ class MediaWorker:
         except REDIS_ERRORS as error:
             self.outage.failed(error)  # the membership expires on its own
         await room.close()
+        await self._stop_recording(room)
 
 
 _in_process: dict[asyncio.AbstractEventLoop, list[tuple[MediaWorker, asyncio.Task]]] = {}

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db import models
 
 from rooms import services
-from rooms.models import AbuseReport, Participant, Space, SpaceBlock, SpaceState
+from rooms.models import AbuseReport, Participant, Space, SpaceBlock, SpaceNumbers, SpaceState
 from spaces_site.errors import ServiceError
 
 
@@ -18,6 +18,29 @@ class ParticipantInline(admin.TabularInline):
         return False
 
 
+class NumbersInline(admin.StackedInline):
+    """The host's numbers, read-only: they are counted by the services as the space runs."""
+
+    model = SpaceNumbers
+    readonly_fields = [
+        "peak_listeners",
+        "unique_listeners",
+        "listening_seconds",
+        "speakers",
+        "reactions",
+        "replay_plays",
+        "clips",
+        "tickets_sold",
+        "revenue_minor",
+        "revenue_currency",
+    ]
+    fields = readonly_fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Space)
 class SpaceAdmin(admin.ModelAdmin):
     list_display = ["title", "host", "state", "is_ticketed", "scheduled_for", "started_at", "ended_at"]
@@ -27,7 +50,7 @@ class SpaceAdmin(admin.ModelAdmin):
     raw_id_fields = ["host"]
     readonly_fields = ["host", "state", "created_at", "started_at", "ended_at", "end_reason"]
     date_hierarchy = "created_at"
-    inlines = [ParticipantInline]
+    inlines = [NumbersInline, ParticipantInline]
     actions = ["end_now", "cancel"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -10,7 +10,7 @@ from accounts.selectors import user_get
 from rooms import commands, selectors, services
 from rooms.errors import TranscriptRefused
 from rooms.models import Participant, Space
-from rooms.payloads import participant_payload, space_payload
+from rooms.payloads import numbers_payload, participant_payload, space_payload
 from rooms.serializers import (
     CaptionLineSerializer,
     CommandResultSerializer,
@@ -19,6 +19,7 @@ from rooms.serializers import (
     SpaceCreateSerializer,
     SpaceDetailSerializer,
     SpaceEditSerializer,
+    SpaceNumbersSerializer,
     SpaceSerializer,
 )
 from spaces_site.api_errors import error_responses
@@ -181,3 +182,29 @@ class ReportApi(APIView):
             details=fields.get("details", ""),
         )
         return Response({"ok": True}, status=status.HTTP_201_CREATED)
+
+
+class HostNumbersApi(generics.ListAPIView):
+    """The signed-in host's spaces that ran, newest first, each with its numbers."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = SpaceNumbersSerializer
+
+    def get_queryset(self):
+        return selectors.host_spaces_with_numbers(host=self.request.user)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([numbers_payload(s, getattr(s, "numbers", None)) for s in page])
+
+
+class SpaceNumbersApi(APIView):
+    """One space's numbers, for its host (and staff)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: SpaceNumbersSerializer, **error_responses(401, 403, 404)})
+    def get(self, request: Request, space_id: int) -> Response:
+        space = selectors.space_get(space_id=space_id)
+        selectors.ensure_may_see_numbers(user=request.user, space=space)
+        return Response(numbers_payload(space, selectors.numbers_of(space=space)))

@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "react": Command(services.react, {"emoji": str}),
     "end": Command(services.space_end, {}),
     "set_captions": Command(services.captions_set, {"on": bool}),
+    "set_recording": Command(services.recording_set, {"on": bool}),
     "edit": Command(
         services.space_edit,
         {},

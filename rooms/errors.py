@@ -48,3 +48,7 @@ class RateLimited(InvalidRequest):
 
 class TranscriptRefused(NotAllowed):
     code = "transcript_refused"
+
+
+class NumbersRefused(NotAllowed):
+    code = "numbers_refused"

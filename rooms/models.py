@@ -96,6 +96,8 @@ class Participant(models.Model):
     joined_at = models.DateTimeField(auto_now_add=True)
     absent_since = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
+    # Ever on the stage of this space (the host's "speakers" figure counts each person once).
+    was_on_stage = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -209,3 +211,39 @@ class CaptionLine(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class SpaceNumbers(models.Model):
+    """The host's numbers for one space, counted as it runs (never by scanning at read time).
+
+    rooms counts the audience (joins, sockets, the stage, reactions); media adds
+    replay plays and clips, ticketing tickets and revenue, each through
+    `rooms.services.numbers_add`.
+    """
+
+    space = models.OneToOneField(Space, primary_key=True, on_delete=models.CASCADE, related_name="numbers")
+    peak_listeners = models.PositiveIntegerField(default=0)
+    # Each signed-in person once, each anonymous visit once; the host is not a listener.
+    unique_listeners = models.PositiveIntegerField(default=0)
+    listening_seconds = models.PositiveBigIntegerField(default=0)
+    speakers = models.PositiveIntegerField(default=0)
+    reactions = models.PositiveIntegerField(default=0)
+    replay_plays = models.PositiveIntegerField(default=0)
+    clips = models.PositiveIntegerField(default=0)
+    tickets_sold = models.PositiveIntegerField(default=0)
+    revenue_minor = models.BigIntegerField(default=0)
+    revenue_currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
+        verbose_name_plural = "space numbers"
+
+    def __str__(self) -> str:
+        return f"Numbers of space {self.space_id}"
+
+    @property
+    def minutes_listened(self) -> int:
+        return round(self.listening_seconds / 60)
+
+    @property
+    def revenue(self) -> str:
+        return f"{self.revenue_minor / 100:.2f} {self.revenue_currency.upper()}" if self.revenue_currency else ""

@@ -1,7 +1,7 @@
 """The JSON shapes of spaces and participants, as websockets, snapshots and the API send them."""
 
 from accounts.models import User
-from rooms.models import Participant, Space
+from rooms.models import Participant, Space, SpaceNumbers
 
 
 def user_payload(user: User) -> dict:
@@ -35,4 +35,24 @@ def space_payload(space: Space) -> dict:
         "started_at": space.started_at.isoformat() if space.started_at else None,
         "ended_at": space.ended_at.isoformat() if space.ended_at else None,
         "url": space.get_absolute_url(),
+    }
+
+
+def numbers_payload(space: Space, numbers: SpaceNumbers | None) -> dict:
+    """The host's numbers for one space (PRODUCT.md §8)."""
+    numbers = numbers or SpaceNumbers(space=space)
+    return {
+        "space": {"id": space.pk, "title": space.title, "state": space.state, "url": space.get_absolute_url()},
+        "started_at": space.started_at.isoformat() if space.started_at else None,
+        "ended_at": space.ended_at.isoformat() if space.ended_at else None,
+        "peak_listeners": numbers.peak_listeners,
+        "unique_listeners": numbers.unique_listeners,
+        "minutes_listened": numbers.minutes_listened,
+        "speakers": numbers.speakers,
+        "reactions": numbers.reactions,
+        "replay_plays": numbers.replay_plays,
+        "clips": numbers.clips,
+        "tickets_sold": numbers.tickets_sold if space.is_ticketed else None,
+        "revenue_minor": numbers.revenue_minor if space.is_ticketed else None,
+        "revenue_currency": numbers.revenue_currency if space.is_ticketed else None,
     }

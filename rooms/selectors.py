@@ -5,8 +5,18 @@ from dataclasses import dataclass
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
 from accounts.models import Block, Follow, User
-from rooms.errors import EntryRefused, SpaceNotFound
-from rooms.models import STAGE_ROLES, CaptionLine, Connection, Participant, Role, Space, SpaceBlock, SpaceState
+from rooms.errors import EntryRefused, NumbersRefused, SpaceNotFound
+from rooms.models import (
+    STAGE_ROLES,
+    CaptionLine,
+    Connection,
+    Participant,
+    Role,
+    Space,
+    SpaceBlock,
+    SpaceNumbers,
+    SpaceState,
+)
 from rooms.payloads import participant_payload, space_payload
 from scheduling.models import Reminder
 from ticketing.selectors import holds_paid_ticket
@@ -62,6 +72,24 @@ def _admitted_without_ticket(*, user: User, space: Space) -> bool:
     return Participant.objects.filter(
         Q(role__in=STAGE_ROLES) | Q(invited_at__isnull=False), space=space, user=user
     ).exists()
+
+
+def replay_decision(*, user: User, space: Space) -> Entry:
+    """May this user hear a space's replay and its clips? Nobody the host blocked or removed; for a
+    ticketed space, its host, ticket holders and those it let in without one."""
+    if user.is_authenticated and (user.pk == space.host_id or user.is_staff):
+        return Entry(True, "host", "Your space." if user.pk == space.host_id else "Staff.")
+    if user.is_authenticated and (
+        SpaceBlock.objects.filter(space=space, user=user).exists()
+        or Block.objects.filter(blocker_id=space.host_id, blocked=user).exists()
+    ):
+        return Entry(False, "blocked", "You can't hear this space's replay.")
+    if space.is_ticketed:
+        if not user.is_authenticated:
+            return Entry(False, "login_required", "Log in with a ticket to hear this replay.")
+        if not _admitted_without_ticket(user=user, space=space) and not holds_paid_ticket(user=user, space=space):
+            return Entry(False, "ticket_required", "This space's replay is for its ticket holders.")
+    return Entry(True, "allowed", "Enjoy the replay.")
 
 
 def ensure_may_enter(*, user: User, space: Space) -> None:
@@ -194,3 +222,25 @@ def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str =
 def live_space_ids_by_host(*, host_ids: list[int]) -> dict[int, int]:
     """For purple rings: which of these people host a live space now, and which."""
     return dict(Space.objects.filter(state=SpaceState.LIVE, host_id__in=host_ids).values_list("host_id", "pk"))
+
+
+NUMBERS_STATES = (SpaceState.LIVE, SpaceState.ENDED)
+
+
+def numbers_of(*, space: Space) -> SpaceNumbers:
+    """A space's counters (all zero until something was counted)."""
+    return SpaceNumbers.objects.filter(space=space).first() or SpaceNumbers(space=space)
+
+
+def host_spaces_with_numbers(*, host: User) -> QuerySet[Space]:
+    """The spaces someone hosts that ran, newest first, each with its counters joined in (one query a page)."""
+    return (
+        Space.objects.filter(host=host, state__in=NUMBERS_STATES)
+        .select_related("numbers")
+        .order_by("-started_at", "-pk")
+    )
+
+
+def ensure_may_see_numbers(*, user: User, space: Space) -> None:
+    if not (user.is_authenticated and (user.pk == space.host_id or user.is_staff)):
+        raise NumbersRefused("Only the space's host sees its numbers.")

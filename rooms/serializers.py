@@ -91,3 +91,28 @@ class ReportSerializer(serializers.Serializer):
     space = serializers.IntegerField(required=False)
     user = serializers.CharField(required=False, help_text="Username of the person reported.")
     details = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class NumbersSpaceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    url = serializers.CharField()
+
+
+class SpaceNumbersSerializer(serializers.Serializer):
+    """The host's numbers for one space; ticket figures are null for a free space."""
+
+    space = NumbersSpaceSerializer()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    peak_listeners = serializers.IntegerField()
+    unique_listeners = serializers.IntegerField()
+    minutes_listened = serializers.IntegerField()
+    speakers = serializers.IntegerField()
+    reactions = serializers.IntegerField()
+    replay_plays = serializers.IntegerField()
+    clips = serializers.IntegerField()
+    tickets_sold = serializers.IntegerField(allow_null=True)
+    revenue_minor = serializers.IntegerField(allow_null=True)
+    revenue_currency = serializers.CharField(allow_null=True)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("spaces/<int:space_id>/transcript.vtt", views.space_transcript_vtt, name="space-transcript-vtt"),
     path("spaces/<int:space_id>/transcript/keep/", views.transcript_keep, name="space-transcript-keep"),
     path("spaces/<int:space_id>/report/", views.space_report, name="space-report"),
+    path("me/numbers/", views.host_numbers, name="host-numbers"),
 ]
 
 api_urlpatterns = [
@@ -22,5 +23,7 @@ api_urlpatterns = [
     path("spaces/<int:space_id>/join/", api.SpaceJoinApi.as_view(), name="api-space-join"),
     path("spaces/<int:space_id>/transcript/", api.SpaceTranscriptApi.as_view(), name="api-space-transcript"),
     path("spaces/<int:space_id>/commands/", api.SpaceCommandApi.as_view(), name="api-space-commands"),
+    path("spaces/<int:space_id>/numbers/", api.SpaceNumbersApi.as_view(), name="api-space-numbers"),
+    path("me/numbers/", api.HostNumbersApi.as_view(), name="api-host-numbers"),
     path("reports/", api.ReportApi.as_view(), name="api-reports"),
 ]

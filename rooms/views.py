@@ -14,7 +14,7 @@ from accounts.eligibility import hosting_eligibility
 from rooms import selectors, services
 from rooms.errors import SpaceNotFound
 from rooms.forms import ReportForm, SpaceForm
-from rooms.models import SpaceState
+from rooms.models import SpaceNumbers, SpaceState
 from rooms.services.stage import REACTIONS
 from rooms.transcripts import webvtt
 from spaces_site.errors import ServiceError
@@ -130,3 +130,11 @@ def space_report(request: HttpRequest, space_id: int) -> HttpResponse:
     else:
         messages.success(request, "Thanks: staff will look at your report.")
     return redirect("space", space_id=space_id)
+
+
+@login_required
+def host_numbers(request: HttpRequest) -> HttpResponse:
+    """The host's numbers: every space they ran with its figures."""
+    page = Paginator(selectors.host_spaces_with_numbers(host=request.user), 25).get_page(request.GET.get("page"))
+    rows = [(space, getattr(space, "numbers", None) or SpaceNumbers(space=space)) for space in page]
+    return render(request, "rooms/numbers.html", {"page": page, "rows": rows})

@@ -16,6 +16,9 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "rooms-presence-sweep": {"task": "rooms.tasks.presence_sweep_task", "schedule": 15.0},
     "rooms-transcripts-expire": {"task": "rooms.tasks.transcripts_expire_task", "schedule": 3600.0},
+    # Recordings and clips past their retention; recordings a dead media worker left in its spool.
+    "media-recordings-expire": {"task": "media.tasks.recordings_expire_task", "schedule": 3600.0},
+    "media-recordings-recover": {"task": "media.tasks.recordings_recover_task", "schedule": 300.0},
     # Ticket holds whose Stripe webhook never came, and refunds whose task was lost.
     "ticketing-holds-sweep": {"task": "ticketing.tasks.holds_sweep_task", "schedule": 60.0},
     # Reminders and notifications: lead reminders, stale claims, lost tasks, spaces that never started.

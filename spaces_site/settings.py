@@ -269,6 +269,10 @@ SPACES_HOST_ABSENCE_END_S = env_int("SPACES_HOST_ABSENCE_END_S", 300)
 SPACES_REMINDER_LEAD_MIN = env_int("SPACES_REMINDER_LEAD_MIN", 15)
 SPACES_SCHEDULE_GRACE_H = env_int("SPACES_SCHEDULE_GRACE_H", 2)
 SPACES_RECORDING_RETENTION_D = env_int("SPACES_RECORDING_RETENTION_D", 30)
+SPACES_CLIP_RETENTION_D = env_int("SPACES_CLIP_RETENTION_D", 30)
+# Where a media worker writes the recordings it is making (a local disk of the worker's machine);
+# finished ones move to the default storage (MEDIA_ROOT, or object storage).
+SPACES_RECORDING_SPOOL_DIR = Path(os.environ.get("SPACES_RECORDING_SPOOL_DIR", BASE_DIR / "var" / "recording-spool"))
 SPACES_STAGE_MAX = env_int("SPACES_STAGE_MAX", 13)  # host and co-hosts included
 SPACES_COHOSTS_MAX = env_int("SPACES_COHOSTS_MAX", 2)
 SPACES_RECONNECT_GRACE_S = env_int("SPACES_RECONNECT_GRACE_S", 30)

@@ -5,6 +5,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import urls as accounts_urls
+from media import urls as media_urls
 from media.health import media_workers
 from rooms import urls as rooms_urls
 from scheduling import urls as scheduling_urls
@@ -14,6 +15,7 @@ from ticketing import urls as ticketing_urls
 api_patterns = [
     *accounts_urls.api_urlpatterns,
     *rooms_urls.api_urlpatterns,
+    *media_urls.api_urlpatterns,
     *scheduling_urls.api_urlpatterns,
     *ticketing_urls.api_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -28,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include(rooms_urls.urlpatterns)),
+    path("", include(media_urls.urlpatterns)),
     path("", include(scheduling_urls.urlpatterns)),
     path("", include(ticketing_urls.urlpatterns)),
     path("", include(accounts_urls.urlpatterns)),

@@ -46,6 +46,17 @@ def pytest_collection_modifyitems(config, items):
         print(f"\nLeft out {len(dropped)} tests in this pass ({reasons}).")
 
 
+@pytest.fixture(autouse=True)
+def _file_folders(settings, tmp_path_factory, monkeypatch):
+    """Uploads, recordings and the recording spool in a folder of the test's own, here and in the
+    processes a test starts (daphne, a media worker), which read them from the environment."""
+    folder = tmp_path_factory.mktemp("files")
+    settings.MEDIA_ROOT = folder / "uploads"
+    settings.SPACES_RECORDING_SPOOL_DIR = folder / "recording-spool"
+    monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
+    monkeypatch.setenv("SPACES_RECORDING_SPOOL_DIR", str(settings.SPACES_RECORDING_SPOOL_DIR))
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

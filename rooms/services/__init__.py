@@ -13,6 +13,7 @@ from rooms.services.lifecycle import (
     space_reschedule,
     space_start,
 )
+from rooms.services.numbers import numbers_add, numbers_peak, numbers_stage_joined
 from rooms.services.presence import (
     connection_close,
     connection_open,
@@ -20,6 +21,7 @@ from rooms.services.presence import (
     presence_sweep,
     space_join,
 )
+from rooms.services.recording import recording_set
 from rooms.services.reports import report_create
 from rooms.services.stage import (
     cohost_add,
@@ -56,9 +58,13 @@ __all__ = [
     "host_transfer",
     "invite_accept",
     "invite_decline",
+    "numbers_add",
+    "numbers_peak",
+    "numbers_stage_joined",
     "participant_remove",
     "presence_sweep",
     "react",
+    "recording_set",
     "report_create",
     "self_mute",
     "self_unmute",

@@ -18,18 +18,20 @@ from rooms.models import CaptionLine, Participant, Role, Space, SpaceState
 from rooms.payloads import space_payload
 
 
+def moderator_role(space: Space, actor: User) -> Role | None:
+    """The actor's role in the space as the permission table reads it (the host is always the host)."""
+    if space.host_id == actor.pk:
+        return Role.HOST
+    return (
+        Participant.objects.filter(space=space, user=actor, left_at__isnull=True).values_list("role", flat=True).first()
+    )
+
+
 def captions_set(*, actor: User, space_id: int, on: bool) -> Space:
     """The host or a co-host turns live captions on or off; when off, no audio goes to recognition."""
     with transaction.atomic():
         space = lock_objects.space_for_update(space_id)
-        role = (
-            Role.HOST
-            if space.host_id == actor.pk
-            else Participant.objects.filter(space=space, user=actor, left_at__isnull=True)
-            .values_list("role", flat=True)
-            .first()
-        )
-        permissions.check("captions.set", role)
+        permissions.check("captions.set", moderator_role(space, actor))
         if space.state not in (SpaceState.SCHEDULED, SpaceState.LIVE):
             raise WrongState(f"This space has {space.state}; its captions can't change.")
         if on and not settings.SPACES_CAPTIONS_ENGINE:

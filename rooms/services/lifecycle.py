@@ -13,6 +13,7 @@ from rooms import lock_objects, permissions, realtime
 from rooms.errors import ActionNotAllowed, AlreadyLive, InvalidSpace, WrongState
 from rooms.models import TITLE_MAX, TOPIC_MAX_LENGTH, TOPICS_MAX, Participant, Role, Space, SpaceState, SpeakPolicy
 from rooms.payloads import space_payload
+from rooms.services.numbers import numbers_stage_joined
 from scheduling import services as scheduling
 from ticketing.services import space_tickets_close
 
@@ -70,9 +71,10 @@ def _go_live(space: Space) -> None:
             space.save()
     except IntegrityError as error:
         raise AlreadyLive("You already host a live space; end it before starting another.") from error
-    Participant.objects.update_or_create(
+    host, _ = Participant.objects.update_or_create(
         space=space, user_id=space.host_id, defaults={"role": Role.HOST, "muted": True, "hand_raised_at": None}
     )
+    numbers_stage_joined(host)
 
 
 def space_create(

@@ -30,6 +30,7 @@ from rooms.errors import WrongState
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
 from rooms.payloads import participant_payload
 from rooms.services.lifecycle import space_end
+from rooms.services.numbers import numbers_add, numbers_peak
 from rooms.services.stage import host_transfer
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS
 
@@ -52,6 +53,8 @@ def space_join(*, user: User, space: Space) -> Participant | None:
     if not user.is_authenticated:
         return None
     participant, created = Participant.objects.get_or_create(space=space, user=user)
+    if created:
+        numbers_add(space_id=space.pk, unique_listeners=1)
     if not created and participant.left_at is not None:
         participant.left_at = None
         if participant.role != Role.HOST:
@@ -68,6 +71,8 @@ def connection_open(*, space: Space, participant: Participant | None, channel_na
         connection = Connection.objects.create(
             space=space, participant=participant, channel_name=channel_name, last_seen_at=now
         )
+        if participant is None:
+            numbers_add(space_id=space.pk, unique_listeners=1)  # an anonymous visit
         if participant is not None and participant.absent_since is not None:
             Participant.objects.filter(pk=participant.pk).update(absent_since=None)
             participant.absent_since = None
@@ -93,9 +98,23 @@ def connection_close(*, channel_name: str) -> None:
         return
     with transaction.atomic():
         connection.delete()
+        _count_listening([connection], until=timezone.now())
         participant = connection.participant
         if participant is not None:
             _mark_absent_if_gone({participant.pk: timezone.now()})
+
+
+def _count_listening(closed: list[Connection], *, until: datetime | None = None) -> None:
+    """Add the time these sockets were open to their spaces' minutes listened (a dead socket's
+    time ends at the last word its process gave for it)."""
+    seconds: dict[int, float] = {}
+    for connection in closed:
+        end = until or connection.last_seen_at
+        seconds[connection.space_id] = seconds.get(connection.space_id, 0) + max(
+            0.0, (end - connection.opened_at).total_seconds()
+        )
+    for space_id, total in seconds.items():
+        numbers_add(space_id=space_id, listening_seconds=round(total))
 
 
 def _mark_absent_if_gone(since_by_participant: dict[int, datetime]) -> None:
@@ -139,13 +158,11 @@ async def listener_count_changed(space_id: int) -> None:
 
 def send_listener_count(space_id: int) -> None:
     try:
+        count = selectors.listener_count(space_id=space_id)
+        numbers_peak(space_id=space_id, listeners=count)
         realtime.send_now(
             space_id,
-            {
-                "type": "space.event",
-                "event": {"type": "listeners.count", "count": selectors.listener_count(space_id=space_id)},
-                "audience": realtime.ALL,
-            },
+            {"type": "space.event", "event": {"type": "listeners.count", "count": count}, "audience": realtime.ALL},
         )
     except OUTAGE_ERRORS as error:
         log.info("listener count for space %s not sent: %r", space_id, error)
@@ -194,6 +211,7 @@ def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> d
                 )
         with transaction.atomic():
             Connection.objects.filter(pk__in=[c.pk for c in stale]).delete()
+            _count_listening(stale)
             _mark_absent_if_gone(last_word)
         _leave_groups(stale)
         for space_id in {c.space_id for c in stale}:

@@ -25,6 +25,7 @@ from rooms.errors import (
 )
 from rooms.models import STAGE_ROLES, Participant, Role, Space, SpaceBlock, SpaceState, SpeakPolicy
 from rooms.payloads import participant_payload, space_payload, user_payload
+from rooms.services.numbers import numbers_add, numbers_stage_joined
 
 REACTIONS = ("👏", "❤️", "😂", "💯", "🔥", "🙌", "👍", "😮", "🎉", "🤔")
 
@@ -82,6 +83,7 @@ def _to_stage(participant: Participant, role: Role) -> None:
     participant.hand_raised_at = None
     participant.invited_at = None
     participant.save(update_fields=["role", "muted", "hand_raised_at", "invited_at"])
+    numbers_stage_joined(participant)
 
 
 def _to_audience(participant: Participant) -> None:
@@ -373,6 +375,7 @@ def react(*, actor: User, space_id: int, emoji: str) -> None:
         .first()
     )
     permissions.check("react", Role(role) if role else None)
+    numbers_add(space_id=space_id, reactions=1)
     realtime.send_now(
         space_id,
         {

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import Block, User
 from accounts.services import audit_record
 from rooms.models import Space, SpaceBlock, SpaceState
+from rooms.services.numbers import numbers_add
 from ticketing import lock_objects, selectors
 from ticketing.errors import (
     BuyNotAllowed,
@@ -289,6 +290,7 @@ def _ticket_pay(ticket: Ticket, session) -> str:
     ticket.payment_intent_id = session.payment_intent or ""
     ticket.save(update_fields=["state", "paid_at", "held_until", "checkout_session_id", "payment_intent_id"])
     audit_record(actor=None, action="ticketing.ticket.paid", subject=ticket, payment_intent=ticket.payment_intent_id)
+    numbers_add(space_id=ticket.space_id, tickets_sold=1, revenue_minor=ticket.amount_minor, currency=ticket.currency)
     space = Space.objects.get(pk=ticket.space_id)
     if space.state in (SpaceState.CANCELLED, SpaceState.ENDED):
         # Paid after the space was cancelled or ended: the buyer gets their money back.

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_record
 from rooms.models import Space
+from rooms.services.numbers import numbers_add
 from spaces_site.errors import NotAllowed
 from ticketing import lock_objects, tasks
 from ticketing.errors import TicketNotFound, TicketWrongState
@@ -195,6 +196,7 @@ def ticket_mark_refunded(*, ticket: Ticket, source: str) -> bool:
     ticket.refunded_at = timezone.now()
     ticket.save(update_fields=["state", "refunded_at"])
     audit_record(actor=None, action="ticketing.ticket.refunded", subject=ticket, source=source)
+    numbers_add(space_id=ticket.space_id, tickets_sold=-1, revenue_minor=-ticket.amount_minor)
     ticket_id = ticket.pk
     transaction.on_commit(lambda: tasks.ticket_refunded_notify_task.delay(ticket_id))
     return True

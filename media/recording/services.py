@@ -1,0 +1,286 @@
+"""Recordings and clips: from the worker's spool into Django's storage, clips cut from them, expiry.
+
+The worker calls `recording_begin` when a room starts recording and
+`recording_finish` when it stops (the space ended, the host switched it off,
+the worker is closing). A worker that died leaves an unlocked spool file;
+`recordings_recover` (run by every worker as it starts, and by the beat task)
+finishes it as "ended early": what was written up to then plays.
+Files go to `default_storage`: FileSystemStorage under MEDIA_ROOT by default,
+any storage backend (S3-compatible object storage) in production.
+"""
+
+import fcntl
+import logging
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import audit_record
+from media.errors import BadClip, NotRecording, RecordingNotFound, ReplayRefused
+from media.models import Clip, Recording, RecordingState
+from media.recording import ogg
+from media.signalling import CLIP, worker_channel
+from rooms import selectors as rooms_selectors
+from rooms.errors import ActionNotAllowed, WrongState
+from rooms.models import Space, SpaceState
+from rooms.services.numbers import numbers_add
+
+log = logging.getLogger(__name__)
+
+CLIP_MAX_MS = 30_000
+CLIP_MIN_MS = 1_000
+
+
+def spool_dir(worker_index: int | None) -> Path:
+    """Where a worker writes the recordings it is making (one folder per worker index)."""
+    folder = Path(settings.SPACES_RECORDING_SPOOL_DIR) / f"worker-{worker_index or 0}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# The worker's side
+
+
+def recording_begin(*, space_id: int, folder: Path) -> tuple[int, Path] | None:
+    """A room starts recording: a `Recording` row and the path of its spool file (None: not live)."""
+    space = Space.objects.filter(pk=space_id, state=SpaceState.LIVE).first()
+    if space is None:
+        return None
+    now = timezone.now()
+    recording = Recording.objects.create(
+        space=space,
+        started_at=now,
+        offset_ms=max(0, int((now - (space.started_at or now)).total_seconds() * 1000)),
+    )
+    path = folder / f"space-{space_id}-recording-{recording.pk}.ogg"
+    Recording.objects.filter(pk=recording.pk).update(spool_path=str(path))
+    return recording.pk, path
+
+
+def recording_finish(*, recording_id: int, ended_early: bool = False) -> Recording | None:
+    """Move a closed spool file into storage and mark the recording playable (or drop an empty one)."""
+    recording = Recording.objects.filter(pk=recording_id, state=RecordingState.RECORDING).first()
+    if recording is None:
+        return None
+    path = Path(recording.spool_path)
+    duration = 0
+    if path.exists():
+        with path.open("rb") as spool:
+            duration = ogg.duration_ms(spool)
+    if duration <= 0:
+        recording.delete()
+        path.unlink(missing_ok=True)
+        return None
+    with path.open("rb") as spool:
+        name = default_storage.save(f"recordings/space-{recording.space_id}/{recording.pk}.ogg", File(spool))
+    now = timezone.now()
+    recording.file.name = name
+    recording.state = RecordingState.READY
+    recording.duration_ms = duration
+    recording.size_bytes = default_storage.size(name)
+    recording.ended_at = recording.started_at + timedelta(milliseconds=duration) if ended_early else now
+    recording.ended_early = ended_early
+    recording.expires_at = now + timedelta(days=settings.SPACES_RECORDING_RETENTION_D)
+    recording.save()
+    path.unlink(missing_ok=True)
+    return recording
+
+
+def recordings_recover(*, folder: Path | None = None) -> int:
+    """Finish the recordings whose writer died: every spool file no process holds locked.
+
+    Looks in one worker's folder, or in all of them (the beat task). Returns how many were finished.
+    """
+    folders = [folder] if folder else sorted(Path(settings.SPACES_RECORDING_SPOOL_DIR).glob("worker-*"))
+    finished = 0
+    for spool_folder in folders:
+        for path in sorted(spool_folder.glob("*.ogg")):
+            if _locked(path):
+                continue  # its writer is alive
+            recording = Recording.objects.filter(spool_path=str(path), state=RecordingState.RECORDING).first()
+            if recording is None:
+                path.unlink(missing_ok=True)
+                continue
+            if recording_finish(recording_id=recording.pk, ended_early=True):
+                log.warning(
+                    "recording %s of space %s ended early; kept what was written", recording.pk, recording.space_id
+                )
+                finished += 1
+    return finished
+
+
+def _locked(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        return True  # finished meanwhile
+    return False
+
+
+def clip_cut_live(*, clip_id: int, recording_id: int, spool: Path, now_ms: int) -> Clip | None:
+    """Cut "the last 30 s" from a recording being written (the worker flushed it first)."""
+    clip = Clip.objects.filter(pk=clip_id, state=RecordingState.RECORDING).first()
+    if clip is None:
+        return None
+    end_ms = now_ms
+    start_ms = max(0, end_ms - CLIP_MAX_MS)
+    with spool.open("rb") as source:
+        return _store_clip(clip, source, recording_id=recording_id, start_ms=start_ms, end_ms=end_ms)
+
+
+def clip_fail(*, clip_id: int, reason: str) -> None:
+    Clip.objects.filter(pk=clip_id, state=RecordingState.RECORDING).update(state=RecordingState.FAILED, failure=reason)
+
+
+def _store_clip(clip: Clip, source, *, recording_id: int, start_ms: int, end_ms: int) -> Clip:
+    with tempfile.TemporaryFile() as target:
+        duration = ogg.cut(source, target, start_ms=start_ms, end_ms=end_ms)
+        target.seek(0)
+        name = default_storage.save(f"clips/space-{clip.space_id}/{clip.token}.ogg", File(target))
+    clip.recording_id = recording_id
+    clip.file.name = name
+    clip.start_ms = start_ms
+    clip.end_ms = start_ms + duration
+    clip.duration_ms = duration
+    clip.size_bytes = default_storage.size(name)
+    clip.state = RecordingState.READY
+    clip.save()
+    return clip
+
+
+# The web's side
+
+
+def _ensure_may_hear(user: User, space: Space) -> None:
+    decision = rooms_selectors.replay_decision(user=user, space=space)
+    if not decision.allowed:
+        raise ReplayRefused(decision.detail, code=decision.code)
+
+
+def clip_from_replay(*, actor: User, recording_id: int, start_ms: int, duration_ms: int = CLIP_MAX_MS) -> Clip:
+    """Anyone who may hear a recorded space clips up to 30 s of its replay (packets copied, no re-encode)."""
+    if not actor.is_authenticated:
+        raise ActionNotAllowed("Log in to make a clip.", code="login_required")
+    recording = Recording.objects.select_related("space").filter(pk=recording_id, state=RecordingState.READY).first()
+    if recording is None:
+        raise RecordingNotFound(f"No recording with id {recording_id}.")
+    _ensure_may_hear(actor, recording.space)
+    if not CLIP_MIN_MS <= duration_ms <= CLIP_MAX_MS:
+        raise BadClip(f"A clip is from {CLIP_MIN_MS // 1000} to {CLIP_MAX_MS // 1000} seconds.")
+    if not 0 <= start_ms < recording.duration_ms:
+        raise BadClip(f"A clip starts within the recording (0 to {recording.duration_ms} ms).")
+    end_ms = min(recording.duration_ms, start_ms + duration_ms)
+    clip = _new_clip(actor=actor, space=recording.space)
+    with recording.file.open("rb") as source:
+        _store_clip(clip, source, recording_id=recording.pk, start_ms=start_ms, end_ms=end_ms)
+    return clip
+
+
+def clip_of_live(*, actor: User, space_id: int) -> Clip:
+    """ "The last 30 s" of a live recorded space: a pending clip the worker cuts (`media.worker`)."""
+    if not actor.is_authenticated:
+        raise ActionNotAllowed("Log in to make a clip.", code="login_required")
+    space = rooms_selectors.space_get(space_id=space_id)
+    if space.state != SpaceState.LIVE:
+        raise WrongState("This space isn't live; clip its replay instead.")
+    rooms_selectors.ensure_may_enter(user=actor, space=space)
+    if (
+        not space.recording_enabled
+        or not Recording.objects.filter(space=space, state=RecordingState.RECORDING).exists()
+    ):
+        raise NotRecording("This space isn't being recorded, so there is nothing to clip.")
+    clip = _new_clip(actor=actor, space=space, asked_at=timezone.now())
+    message = {"type": CLIP, "clip_id": clip.pk, "space_id": space.pk, "asked_at": clip.asked_at.timestamp()}
+    async_to_sync(get_channel_layer().send)(worker_channel(space.pk), message)
+    return clip
+
+
+def _new_clip(*, actor: User, space: Space, asked_at: datetime | None = None) -> Clip:
+    with transaction.atomic():
+        clip = Clip.objects.create(
+            space=space,
+            maker=actor,
+            asked_at=asked_at,
+            expires_at=timezone.now() + timedelta(days=settings.SPACES_CLIP_RETENTION_D),
+        )
+        numbers_add(space_id=space.pk, clips=1)
+    return clip
+
+
+def clip_delete(*, actor: User, clip: Clip) -> None:
+    """Its maker, the space's host or staff deletes a clip, file and all."""
+    if not (actor.is_staff or actor.pk in (clip.maker_id, clip.space.host_id)):
+        raise ActionNotAllowed("Only the clip's maker or the space's host can delete it.")
+    delete_with_file(clip, actor=actor)
+
+
+def recording_delete(*, actor: User, recording: Recording) -> None:
+    """The host (or staff) deletes a recording before it expires; its clips keep their own files."""
+    if not (actor.is_staff or actor.pk == recording.space.host_id):
+        raise ActionNotAllowed("Only the space's host can delete its recording.")
+    delete_with_file(recording, actor=actor)
+
+
+def replay_played(*, recording: Recording) -> None:
+    """A replay started playing (one count per page view: the page says so once)."""
+    Recording.objects.filter(pk=recording.pk).update(plays=F("plays") + 1)
+    numbers_add(space_id=recording.space_id, replay_plays=1)
+
+
+def recordings_expire(*, now: datetime | None = None) -> dict:
+    """Delete recordings and clips past their `expires_at`, files first. Returns how many went."""
+    now = now or timezone.now()
+    report = {"recordings": 0, "clips": 0}
+    for recording in Recording.objects.filter(expires_at__lt=now):
+        delete_with_file(recording)
+        report["recordings"] += 1
+    for clip in Clip.objects.filter(expires_at__lt=now):
+        delete_with_file(clip)
+        report["clips"] += 1
+    return report
+
+
+def delete_with_file(row: Recording | Clip, *, actor: User | None = None) -> None:
+    """Delete a recording or a clip and its file; a person's deletion is audited (expiry is not)."""
+    if actor is not None:
+        kind = "recording" if isinstance(row, Recording) else "clip"
+        audit_record(actor=actor, action=f"media.{kind}.deleted", subject=row.space, **{kind: str(row.pk)})
+    name = row.file.name
+    row.delete()
+    if name:
+        try:
+            default_storage.delete(name)
+        except OSError as error:  # the row is gone; a stray file is only disk
+            log.warning("could not delete %s: %r", name, error)
+
+
+__all__ = [
+    "clip_cut_live",
+    "clip_delete",
+    "delete_with_file",
+    "clip_fail",
+    "clip_from_replay",
+    "clip_of_live",
+    "recording_begin",
+    "recording_delete",
+    "recording_finish",
+    "recordings_expire",
+    "recordings_recover",
+    "replay_played",
+    "spool_dir",
+]

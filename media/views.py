@@ -1,0 +1,139 @@
+"""Pages and files of recordings and clips: the audio (with range requests), clip pages, clipping, deleting."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from media import selectors
+from media.errors import BadClip
+from media.models import Clip, Recording
+from media.ranges import ranged_file_response
+from media.recording import services
+from spaces_site.errors import NotAllowed, NotFound, ServiceError
+
+OGG = "audio/ogg"
+
+
+def _or_http_error(error: ServiceError):
+    if isinstance(error, NotFound):
+        raise Http404(error.detail) from error
+    if isinstance(error, NotAllowed):
+        raise PermissionDenied(error.detail) from error
+    raise error
+
+
+def recording_audio(request: HttpRequest, recording_id: int) -> HttpResponse:
+    try:
+        recording = selectors.recording_get(recording_id=recording_id, viewer=request.user)
+    except ServiceError as error:
+        _or_http_error(error)
+    return ranged_file_response(
+        request,
+        default_storage,
+        recording.file.name,
+        content_type=OGG,
+        filename=f"space-{recording.space_id}-{recording.pk}.ogg",
+    )
+
+
+@require_POST
+def recording_played(request: HttpRequest, recording_id: int) -> HttpResponse:
+    """The replay page says a replay started playing (once per page view)."""
+    try:
+        recording = selectors.recording_get(recording_id=recording_id, viewer=request.user)
+    except ServiceError as error:
+        _or_http_error(error)
+    services.replay_played(recording=recording)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def recording_delete(request: HttpRequest, recording_id: int) -> HttpResponse:
+    recording = Recording.objects.select_related("space").filter(pk=recording_id).first()
+    if recording is None:
+        raise Http404("No such recording.")
+    try:
+        services.recording_delete(actor=request.user, recording=recording)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, "The recording is deleted.")
+    return redirect("space", space_id=recording.space_id)
+
+
+@login_required
+@require_POST
+def clip_make(request: HttpRequest, space_id: int) -> HttpResponse:
+    """Make a clip: of a replay (`recording` and `start` seconds, `length` up to 30 s), or of the live
+    space's last 30 s (no `recording`)."""
+    try:
+        if request.POST.get("recording"):
+            start_ms, length_ms = (
+                _seconds_ms(request.POST.get("start", "0")),
+                _seconds_ms(request.POST.get("length", "30")),
+            )
+            clip = services.clip_from_replay(
+                actor=request.user,
+                recording_id=int(request.POST["recording"]) if request.POST["recording"].isdigit() else 0,
+                start_ms=start_ms,
+                duration_ms=length_ms,
+            )
+        else:
+            clip = services.clip_of_live(actor=request.user, space_id=space_id)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+        return redirect("space", space_id=space_id)
+    return redirect(clip)
+
+
+def _seconds_ms(value: str) -> int:
+    try:
+        seconds = float(value)
+    except ValueError as error:
+        raise BadClip("Give the clip's start and length in seconds.") from error
+    if not 0 <= seconds < 10**7:
+        raise BadClip("Give the clip's start and length in seconds.")
+    return round(seconds * 1000)
+
+
+def clip_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        clip = selectors.clip_get(token=token, viewer=request.user)
+    except ServiceError as error:
+        _or_http_error(error)
+    may_delete = request.user.is_authenticated and (
+        request.user.is_staff or request.user.pk in (clip.maker_id, clip.space.host_id)
+    )
+    return render(request, "media/clip.html", {"clip": clip, "may_delete": may_delete})
+
+
+def clip_audio(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        clip = selectors.clip_get(token=token, viewer=request.user)
+    except ServiceError as error:
+        _or_http_error(error)
+    if not clip.file:
+        raise Http404("This clip isn't ready.")
+    return ranged_file_response(
+        request, default_storage, clip.file.name, content_type=OGG, filename=f"clip-{clip.token}.ogg"
+    )
+
+
+@login_required
+@require_POST
+def clip_delete(request: HttpRequest, token: str) -> HttpResponse:
+    clip = Clip.objects.select_related("space").filter(token=token).first()
+    if clip is None:
+        raise Http404("No such clip.")
+    try:
+        services.clip_delete(actor=request.user, clip=clip)
+    except ServiceError as error:
+        messages.error(request, error.detail)
+        return redirect(clip)
+    messages.success(request, "The clip is deleted.")
+    return redirect("space", space_id=clip.space_id)
