@@ -25,7 +25,17 @@ class _FileRowAdmin(admin.ModelAdmin):
 
 @admin.register(Recording)
 class RecordingAdmin(_FileRowAdmin):
-    list_display = ["pk", "space", "state", "started_at", "duration_ms", "size_bytes", "ended_early", "plays", "expires_at"]
+    list_display = [
+        "pk",
+        "space",
+        "state",
+        "started_at",
+        "duration_ms",
+        "size_bytes",
+        "ended_early",
+        "plays",
+        "expires_at",
+    ]
     list_filter = ["state", "ended_early"]
     search_fields = ["space__title", "space__host__username"]
     list_select_related = ["space"]

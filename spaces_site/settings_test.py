@@ -12,7 +12,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 # Throwaway folders, or the test's own when it starts a process (tests/conftest.py `_file_folders`).
 MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or tempfile.mkdtemp(prefix="spaces-test-uploads-")
-SPACES_RECORDING_SPOOL_DIR = os.environ.get("SPACES_RECORDING_SPOOL_DIR") or tempfile.mkdtemp(prefix="spaces-test-spool-")
+SPACES_RECORDING_SPOOL_DIR = os.environ.get("SPACES_RECORDING_SPOOL_DIR") or tempfile.mkdtemp(
+    prefix="spaces-test-spool-"
+)
 STATIC_ROOT = tempfile.mkdtemp(prefix="spaces-test-static-")
 WHITENOISE_USE_FINDERS = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from media.recording.ogg import PACKET_MS, SILENCE, OggOpusWriter
 
-# Fill a gap once the clock is this many packets behind the wall clock (100 ms).
-GAP_PACKETS = 5
+# Fill a gap once the clock is this many packets behind the wall clock (260 ms). A room up to 220 ms
+# late catches up by ticking faster (`Room._run`: 200 ms past the next tick) and skips ticks only
+# beyond that; with the phase between the recorder's start and the ticks, that reads as up to 12
+# packets behind. Filling sooner would add silence before the catch-up's own packets (the recording
+# would run ahead of the room for good).
+GAP_PACKETS = 13
 
 
 class Recorder:

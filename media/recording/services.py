@@ -267,20 +267,3 @@ def delete_with_file(row: Recording | Clip, *, actor: User | None = None) -> Non
             default_storage.delete(name)
         except OSError as error:  # the row is gone; a stray file is only disk
             log.warning("could not delete %s: %r", name, error)
-
-
-__all__ = [
-    "clip_cut_live",
-    "clip_delete",
-    "delete_with_file",
-    "clip_fail",
-    "clip_from_replay",
-    "clip_of_live",
-    "recording_begin",
-    "recording_delete",
-    "recording_finish",
-    "recordings_expire",
-    "recordings_recover",
-    "replay_played",
-    "spool_dir",
-]

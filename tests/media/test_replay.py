@@ -110,7 +110,7 @@ def test_the_replay_page_has_the_player_the_transcript_lines_to_seek_and_the_pro
 
 def test_the_beat_task_deletes_expired_recordings_and_clips_file_and_row():
     space, recording = ended_recorded_space()
-    kept_space, kept = ended_recorded_space()
+    _, kept = ended_recorded_space()
     name = recording.file.name
     Recording.objects.filter(pk=recording.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     clip = Clip.objects.create(
