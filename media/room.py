@@ -31,6 +31,8 @@ from media.recording.recorder import Recorder
 log = logging.getLogger(__name__)
 
 TICK_S = 0.020
+# A clock this late catches up by ticking at once; later than this, it skips the missed ticks.
+CATCH_UP_S = 0.2
 # Speaking indicators: at most one event per speaker per this many seconds.
 SPEAKING_EVENT_GAP_S = 0.2
 # Speaking stops being shown after this long under the threshold.
@@ -192,8 +194,12 @@ class Room:
             delay = next_at - loop.time()
             if delay < 0:
                 self.late_ticks += 1
-                if delay < -0.2:
-                    next_at = loop.time()  # far behind: don't burst to catch up
+                if delay < -CATCH_UP_S:
+                    # Far behind: skip the ticks missed rather than burst through them; a recording
+                    # gets their time as silence, so its timeline stays the wall clock's.
+                    if self.recorder is not None:
+                        self.recorder.gap(int(-delay / TICK_S))
+                    next_at = loop.time()
                 delay = 0
             await asyncio.sleep(delay)
 

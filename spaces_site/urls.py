@@ -37,6 +37,7 @@ urlpatterns = [
 ]
 
 if settings.SPACES_SERVE_UPLOADS:
-    # Uploaded avatars; a front server or object storage takes this over at scale.
+    # Uploaded avatars only; a front server or object storage takes this over at scale. Recordings and
+    # clips are never served from here: their views check who may hear them (`media.views`).
     prefix = settings.MEDIA_URL.strip("/")
-    urlpatterns.append(re_path(rf"^{prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
+    urlpatterns.append(re_path(rf"^{prefix}/(?P<path>avatars/.*)$", serve, {"document_root": settings.MEDIA_ROOT}))

@@ -12,35 +12,28 @@ import fcntl
 import time
 from pathlib import Path
 
-from media.recording.ogg import PACKET_MS, SILENCE, OggOpusWriter
-
-# Fill a gap once the clock is this many packets behind the wall clock (260 ms). A room up to 220 ms
-# late catches up by ticking faster (`Room._run`: 200 ms past the next tick) and skips ticks only
-# beyond that; with the phase between the recorder's start and the ticks, that reads as up to 12
-# packets behind. Filling sooner would add silence before the catch-up's own packets (the recording
-# would run ahead of the room for good).
-GAP_PACKETS = 13
+from media.recording.ogg import SILENCE, OggOpusWriter
 
 
 class Recorder:
-    def __init__(self, recording_id: int, path: Path, *, head: bytes, clock=time.monotonic) -> None:
+    def __init__(self, recording_id: int, path: Path, *, head: bytes) -> None:
         self.recording_id = recording_id
         self.path = path
-        self.clock = clock
         self.file = open(path, "wb", buffering=0)  # noqa: SIM115 (closed by `close`)
         fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.writer = OggOpusWriter(self.file, head=head)
-        self.started = clock()
+        self.started = time.monotonic()
         self.padded = 0
         self.closed = False
 
     def write(self, packet: bytes) -> None:
-        behind = int((self.clock() - self.started) * 1000 // PACKET_MS) - self.writer.packets
-        if behind >= GAP_PACKETS:
-            for _ in range(behind):
-                self.writer.write(SILENCE)
-            self.padded += behind
         self.writer.write(packet)
+
+    def gap(self, packets: int) -> None:
+        """The room's clock skipped this many ticks: the same time of silence, so the timeline holds."""
+        for _ in range(packets):
+            self.writer.write(SILENCE)
+        self.padded += packets
 
     def elapsed_ms(self) -> int:
         """Where the recording is now, on its own timeline."""

@@ -240,3 +240,26 @@ def test_clipping_a_live_space_that_is_not_recorded_is_refused(api):
     response = api.post(f"/api/spaces/{space.pk}/clips/")
 
     assert (response.status_code, response.json()["code"]) == (409, "not_recording")
+
+
+def test_staff_delete_a_recording_in_the_admin_and_its_file_goes_too(client):
+    _, recording = ended_recorded_space()
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+
+    listing = client.get("/admin/media/recording/")
+    response = client.post(f"/admin/media/recording/{recording.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200
+    assert response.status_code == 302
+    assert not Recording.objects.filter(pk=recording.pk).exists()
+    assert not default_storage.exists(recording.file.name)
+    assert AuditEntry.objects.filter(action="media.recording.deleted", actor=staff).exists()
+
+
+def test_recording_files_are_never_served_as_plain_uploads(client):
+    _, recording = ended_recorded_space()
+
+    direct = client.get(f"/uploads/{recording.file.name}")
+
+    assert direct.status_code == 404
