@@ -122,7 +122,10 @@ class CaptionsFeed:
                 message = json.loads(raw)
             except ValueError:
                 continue
-            self.loop.call_soon_threadsafe(self.on_message, message)
+            try:
+                self.loop.call_soon_threadsafe(self.on_message, message)
+            except RuntimeError:
+                return  # the worker's event loop has closed (it is stopping): nobody to tell
 
     def close(self) -> None:
         if self.process is None:
