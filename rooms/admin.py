@@ -3,6 +3,7 @@ from django.db import models
 
 from rooms import services
 from rooms.models import AbuseReport, Participant, Space, SpaceBlock, SpaceNumbers, SpaceState
+from rooms.services.numbers import COUNTERS
 from spaces_site.errors import ServiceError
 
 
@@ -22,18 +23,7 @@ class NumbersInline(admin.StackedInline):
     """The host's numbers, read-only: they are counted by the services as the space runs."""
 
     model = SpaceNumbers
-    readonly_fields = [
-        "peak_listeners",
-        "unique_listeners",
-        "listening_seconds",
-        "speakers",
-        "reactions",
-        "replay_plays",
-        "clips",
-        "tickets_sold",
-        "revenue_minor",
-        "revenue_currency",
-    ]
+    readonly_fields = ["peak_listeners", *COUNTERS, "revenue_currency"]
     fields = readonly_fields
     can_delete = False
 

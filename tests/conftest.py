@@ -100,6 +100,19 @@ def phone(chromium):
     connections.close_all()
 
 
+@pytest.fixture
+def browsers(asgi_live_server, chromium):
+    """Several people, each in a browser context of their own, on the live site."""
+    from tests.browsers import Browsers
+
+    browsers = Browsers(chromium, asgi_live_server.url)
+    yield browsers
+    browsers.close()
+    # The test's ORM calls ran while Playwright held this thread; their
+    # connection is not the one pytest-django closes, so close it here.
+    connections.close_all()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
     """On SQLite, the test database is a file rather than in memory, so that the

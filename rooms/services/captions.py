@@ -12,37 +12,24 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_record
-from rooms import lock_objects, permissions, realtime
+from rooms import lock_objects
 from rooms.errors import ActionNotAllowed, WrongState
-from rooms.models import CaptionLine, Participant, Role, Space, SpaceState
-from rooms.payloads import space_payload
-
-
-def moderator_role(space: Space, actor: User) -> Role | None:
-    """The actor's role in the space as the permission table reads it (the host is always the host)."""
-    if space.host_id == actor.pk:
-        return Role.HOST
-    return (
-        Participant.objects.filter(space=space, user=actor, left_at__isnull=True).values_list("role", flat=True).first()
-    )
+from rooms.models import CaptionLine, Space, SpaceState
+from rooms.services.switches import space_switch
 
 
 def captions_set(*, actor: User, space_id: int, on: bool) -> Space:
     """The host or a co-host turns live captions on or off; when off, no audio goes to recognition."""
-    with transaction.atomic():
-        space = lock_objects.space_for_update(space_id)
-        permissions.check("captions.set", moderator_role(space, actor))
-        if space.state not in (SpaceState.SCHEDULED, SpaceState.LIVE):
-            raise WrongState(f"This space has {space.state}; its captions can't change.")
-        if on and not settings.SPACES_CAPTIONS_ENGINE:
-            raise WrongState("This site has no captions engine.")
-        if space.captions_enabled == on:
-            return space
-        space.captions_enabled = on
-        space.save(update_fields=["captions_enabled"])
-        audit_record(actor=actor, action="rooms.captions." + ("on" if on else "off"), subject=space)
-        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
-    return space
+    if on and not settings.SPACES_CAPTIONS_ENGINE:
+        raise WrongState("This site has no captions engine.")
+    return space_switch(
+        actor=actor,
+        space_id=space_id,
+        field="captions_enabled",
+        on=on,
+        permission="captions.set",
+        audit="rooms.captions",
+    )
 
 
 def caption_line_store(

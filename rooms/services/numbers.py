@@ -12,17 +12,16 @@ from django.db.models.functions import Greatest
 
 from rooms.models import Participant, SpaceNumbers
 
-COUNTERS = frozenset(
-    {
-        "unique_listeners",
-        "listening_seconds",
-        "speakers",
-        "reactions",
-        "replay_plays",
-        "clips",
-        "tickets_sold",
-        "revenue_minor",
-    }
+# The figures `numbers_add` adds to, in the order pages show them (the peak is `numbers_peak`'s).
+COUNTERS = (
+    "unique_listeners",
+    "listening_seconds",
+    "speakers",
+    "reactions",
+    "replay_plays",
+    "clips",
+    "tickets_sold",
+    "revenue_minor",
 )
 
 
@@ -33,7 +32,7 @@ def _ensure(space_id: int) -> None:
 def numbers_add(*, space_id: int, currency: str = "", **deltas: int) -> None:
     """Add to a space's counters, e.g. `numbers_add(space_id=1, clips=1)`; negative deltas take back
     (a refund). Unknown names are a programming error."""
-    unknown = set(deltas) - COUNTERS
+    unknown = set(deltas) - set(COUNTERS)
     if unknown:
         raise ValueError(f"No such figure: {', '.join(sorted(unknown))}.")
     changes = {name: F(name) + delta for name, delta in deltas.items() if delta}

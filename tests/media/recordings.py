@@ -3,8 +3,8 @@
 import asyncio
 import fractions
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -92,10 +92,10 @@ async def _drain(track: MediaStreamTrack) -> None:
         return
 
 
-def decode(path: Path | str) -> np.ndarray:
-    """An Ogg Opus file decoded with PyAV: its first channel at 48 kHz, int16 scale (float32)."""
+def decode(source: Path | str | BinaryIO) -> np.ndarray:
+    """An Ogg Opus file (a path or an open file) decoded with PyAV: its first channel at 48 kHz, int16 scale."""
     chunks = []
-    with av.open(str(path)) as container:
+    with av.open(source if hasattr(source, "read") else str(source)) as container:
         for frame in container.decode(audio=0):
             samples = frame.to_ndarray()
             channel = samples[0] if frame.format.is_planar else samples.reshape(-1)[:: len(frame.layout.channels)]
@@ -124,17 +124,3 @@ def encoded_tone(frequency: float, packets: int) -> tuple[bytes, list[bytes]]:
         out.extend(mixer.encode(np.repeat(tone(frequency, index * FRAME), 2)))
     assert len(out) == packets
     return head, out
-
-
-async def until(check: Callable, *, timeout: float, what: str, every: float = 0.1):
-    """Poll `check` (sync or async) until it returns something true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(every)

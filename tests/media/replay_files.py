@@ -3,7 +3,6 @@
 import io
 from datetime import timedelta
 
-import av
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -51,13 +50,6 @@ def recording_of(space: Space, *segments: tuple[float, float], offset_ms: int = 
         size_bytes=len(data),
         expires_at=now + timedelta(days=days),
     )
-
-
-def decode(data: bytes) -> np.ndarray:
-    """Mono float samples of an Ogg Opus file (libopus decodes to planar float: one row per channel)."""
-    with av.open(io.BytesIO(data)) as container:
-        planes = np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
-    return planes.mean(axis=0)
 
 
 def peak_hz(samples: np.ndarray) -> float:

@@ -13,7 +13,6 @@ from rooms.models import Space
 from tests.factories import UserFactory
 from tests.media.replay_files import recording_of
 from tests.rooms.scene import make_host, make_space
-from tests.rooms.test_browser import Browsers
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,14 +24,6 @@ def off_the_browsers_thread(function, *args, **kwargs):
             return pool.submit(function, *args, **kwargs).result()
         finally:
             pool.submit(connections.close_all).result()
-
-
-@pytest.fixture
-def browsers(asgi_live_server, chromium):
-    browsers = Browsers(chromium, asgi_live_server.url)
-    yield browsers
-    browsers.close()
-    connections.close_all()
 
 
 def test_a_listener_plays_the_replay_and_seeks_by_clicking_a_transcript_line(asgi_live_server, browsers):

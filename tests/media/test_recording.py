@@ -30,10 +30,10 @@ from tests.media.recordings import (
     join_with_track,
     packet_count,
     seconds,
-    until,
 )
 from tests.rooms.scene import make_host, make_space, seat
 from tests.rooms.ws import connect
+from tests.topology.cluster import until
 
 db = database_sync_to_async
 # 440 Hz for 5 s, zero samples for 2 s, 880 Hz for 3 s, on the recording's own clock.

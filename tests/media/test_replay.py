@@ -13,7 +13,8 @@ from media.recording.services import recordings_expire
 from rooms import services
 from rooms.models import Space
 from tests.factories import UserFactory
-from tests.media.replay_files import decode, peak_hz, recording_of
+from tests.media.recordings import decode
+from tests.media.replay_files import peak_hz, recording_of
 from tests.rooms.scene import make_host, make_space, seat
 from ticketing.models import Ticket, TicketState
 
@@ -138,7 +139,8 @@ def test_a_clip_of_seconds_two_to_five_is_three_seconds_of_the_first_tone(api):
 
     assert made.status_code == 201, made.json()
     clip = Clip.objects.get(token=made.json()["token"])
-    samples = decode(default_storage.open(clip.file.name).read())
+    with default_storage.open(clip.file.name) as file:
+        samples = decode(file)
     assert abs(len(samples) / 48_000 - 3.0) <= 0.1
     assert abs(peak_hz(samples) - 440) < 5
     assert (clip.start_ms, clip.state) == (2000, "ready")

@@ -7,54 +7,14 @@ server over the space's websocket as they do in production.
 import re
 
 import pytest
-from django.db import connections
 from playwright.sync_api import Page, expect
 
 from rooms.models import Participant, Role, Space, SpaceState
-from tests.factories import PASSWORD, UserFactory
+from tests.browsers import WAIT_MS
+from tests.factories import UserFactory
 from tests.rooms.scene import make_host
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# Every wait on the pages is bounded by this (milliseconds).
-WAIT_MS = 10_000
-
-
-class Browsers:
-    """One browser context per person, each logged in through the login form."""
-
-    def __init__(self, chromium, base_url: str):
-        self.chromium, self.base_url = chromium, base_url
-        self.contexts = []
-        # Uncaught JavaScript errors on any page, as "username: message".
-        self.errors: list[str] = []
-
-    def log_in(self, username: str) -> Page:
-        context = self.chromium.new_context()
-        self.contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.on("pageerror", lambda error: self.errors.append(f"{username}: {error}"))
-        page.goto(f"{self.base_url}/accounts/login/")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{self.base_url}/")
-        return page
-
-    def close(self) -> None:
-        for context in self.contexts:
-            context.close()
-
-
-@pytest.fixture
-def browsers(asgi_live_server, chromium):
-    browsers = Browsers(chromium, asgi_live_server.url)
-    yield browsers
-    browsers.close()
-    # The test's ORM calls ran while Playwright held this thread; their
-    # connection is not the one pytest-django closes, so close it here.
-    connections.close_all()
 
 
 def on_stage(page: Page, username: str):

@@ -97,3 +97,14 @@ def test_a_dead_sockets_time_counts_up_to_the_last_word_for_it():
     services.presence_sweep()
 
     assert SpaceNumbers.objects.get(space=space).listening_seconds == 240
+
+
+def test_staff_see_a_spaces_numbers_in_the_admin(client):
+    space = make_space(host=make_host())
+    services.numbers_add(space_id=space.pk, reactions=3)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    page = client.get(f"/admin/rooms/space/{space.pk}/change/")
+
+    assert page.status_code == 200
+    assert "Reactions" in page.content.decode() and "Unique listeners" in page.content.decode()
