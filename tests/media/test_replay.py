@@ -265,3 +265,21 @@ def test_recording_files_are_never_served_as_plain_uploads(client):
     direct = client.get(f"/uploads/{recording.file.name}")
 
     assert direct.status_code == 404
+
+
+def test_the_replay_pages_clip_form_makes_a_clip_and_opens_its_page(client):
+    space, recording = ended_recorded_space()
+    client.force_login(UserFactory())
+
+    made = client.post(f"/spaces/{space.pk}/clips/", {"recording": recording.pk, "start": "2.0", "length": "3"})
+    bad = client.post(
+        f"/spaces/{space.pk}/clips/", {"recording": recording.pk, "start": "later", "length": "3"}, follow=True
+    )
+
+    clip = Clip.objects.get()
+    assert made.status_code == 302 and made["Location"] == clip.get_absolute_url()
+    assert clip.start_ms == 2000 and abs(clip.duration_ms - 3000) <= 20
+    page = client.get(clip.get_absolute_url()).content.decode()
+    assert clip.get_audio_url() in page and "Lighthouse radio" in page
+    assert "Give the clip&#x27;s start and length in seconds." in bad.content.decode()
+    assert Clip.objects.count() == 1
