@@ -198,7 +198,7 @@ class Room:
                     # Far behind: skip the ticks missed rather than burst through them; a recording
                     # gets their time as silence, so its timeline stays the wall clock's.
                     if self.recorder is not None:
-                        self.recorder.gap(int(-delay / TICK_S))
+                        self.recorder.gap(round(-delay / TICK_S))
                     next_at = loop.time()
                 delay = 0
             await asyncio.sleep(delay)

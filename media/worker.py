@@ -20,9 +20,11 @@ import random
 import time
 import uuid
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from media import signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
@@ -66,6 +68,8 @@ class MediaWorker:
         self.background: set[asyncio.Task] = set()
         # Spaces whose recording is being set up (a database round trip), so it starts once.
         self.recording_starts: set[int] = set()
+        # Recordings being moved into storage.
+        self.finishing: set[asyncio.Task] = set()
         if settings.SPACES_MEDIA_ICE_LOOPBACK:
             allow_loopback_candidates()
 
@@ -278,17 +282,24 @@ class MediaWorker:
         finally:
             self.recording_starts.discard(room.space_id)
         if self.rooms.get(room.space_id) is not room:
-            await self._stop_recording(room)  # the room closed while the recording was set up
+            self._stop_recording(room)  # the room closed while the recording was set up
 
-    async def _stop_recording(self, room: Room) -> None:
+    def _stop_recording(self, room: Room) -> None:
+        """Close the room's recording now; moving it into storage (an upload, in production) goes on
+        apart, on a thread of its own, so no other space's offers or mutes wait behind it."""
         recorder = room.stop_recording()
-        if recorder is None:
-            return
-        # A database outage here leaves the spool unlocked: the next recovery keeps it.
-        await retrying(
-            database_sync_to_async(lambda: recording_finish(recording_id=recorder.recording_id)),
-            within=settings.SPACES_OUTAGE_RETRY_S,
-        )
+        if recorder is not None:
+            task = asyncio.get_running_loop().create_task(self._finish_recording(recorder.recording_id))
+            self.finishing.add(task)
+            task.add_done_callback(self.finishing.discard)
+
+    async def _finish_recording(self, recording_id: int) -> None:
+        # A database outage past the retries leaves the spool unlocked: the next recovery keeps it.
+        try:
+            finish = sync_to_async(_finish_apart, thread_sensitive=False)
+            await retrying(lambda: finish(recording_id), within=settings.SPACES_OUTAGE_RETRY_S)
+        except Exception:
+            log.exception("recording %s: not finished; the next recovery keeps it", recording_id)
 
     async def clip(self, message: dict) -> None:
         """Cut "the last 30 s" of a recording this worker is writing, ending when the person asked."""
@@ -393,7 +404,7 @@ class MediaWorker:
             if event["space"].get("recording_enabled"):
                 await self._start_recording(room)
             else:
-                await self._stop_recording(room)
+                self._stop_recording(room)
         elif kind in ("participant.updated", "participant.removed"):
             await self._participant_changed(event)
 
@@ -421,6 +432,7 @@ class MediaWorker:
         """Hang up every connection (the process is stopping)."""
         for space_id in list(self.rooms):
             await self._close_room(space_id)
+        await asyncio.gather(*self.finishing, return_exceptions=True)
         if self.captions is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.captions.close)
 
@@ -433,7 +445,16 @@ class MediaWorker:
         except REDIS_ERRORS as error:
             self.outage.failed(error)  # the membership expires on its own
         await room.close()
-        await self._stop_recording(room)
+        self._stop_recording(room)
+
+
+def _finish_apart(recording_id: int) -> None:
+    """`recording_finish` on a pool thread, with a database connection of its own that is closed after."""
+    try:
+        recording_finish(recording_id=recording_id)
+    finally:
+        close_old_connections()
+        connection.close()
 
 
 _in_process: dict[asyncio.AbstractEventLoop, list[tuple[MediaWorker, asyncio.Task]]] = {}
