@@ -244,3 +244,11 @@ def host_spaces_with_numbers(*, host: User) -> QuerySet[Space]:
 def ensure_may_see_numbers(*, user: User, space: Space) -> None:
     if not (user.is_authenticated and (user.pk == space.host_id or user.is_staff)):
         raise NumbersRefused("Only the space's host sees its numbers.")
+
+
+def speakers_of(*, space: Space) -> list[User]:
+    """Everyone who was on the space's stage at some point, in the order they joined it."""
+    return [
+        p.user
+        for p in Participant.objects.filter(space=space, was_on_stage=True).select_related("user").order_by("joined_at")
+    ]

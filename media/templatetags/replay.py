@@ -6,7 +6,7 @@ from django.conf import settings
 
 from media import selectors
 from media.recording.services import CLIP_MAX_MS
-from rooms.selectors import replay_decision
+from rooms.selectors import replay_decision, speakers_of
 
 register = template.Library()
 
@@ -24,6 +24,7 @@ def replay(context, space):
         "parts": parts,
         "still_recording": decision.allowed and selectors.is_recording(space=space),
         "clips": list(selectors.clips_of(space=space)[:20]) if parts else [],
+        "speakers": speakers_of(space=space) if parts else [],
         "is_host": user.is_authenticated and user.pk == space.host_id,
         "clip_seconds": CLIP_MAX_MS // 1000,
         "retention_days": settings.SPACES_RECORDING_RETENTION_D,
