@@ -29,7 +29,7 @@ class SpaceRecordingsApi(APIView):
 
 class SpaceClipsApi(APIView):
     """POST: clip "the last 30 s" of a live recorded space. The clip is cut by the media worker within a
-    moment: it is `recording` (pending) until then, then `ready` (or `failed`, with the reason)."""
+    moment: it is `pending` until then, then `ready` (or `failed`, with the reason)."""
 
     permission_classes = [permissions.IsAuthenticated]
 
@@ -88,7 +88,7 @@ class ClipApi(APIView):
 
     @extend_schema(responses={200: ClipSerializer, **error_responses(403, 404)})
     def get(self, request: Request, token: str) -> Response:
-        return Response(ClipSerializer(selectors.clip_get(token=token, viewer=request.user)).data)
+        return Response(ClipSerializer(services.clip_settle(selectors.clip_get(token=token, viewer=request.user))).data)
 
     @extend_schema(responses={204: None, **error_responses(401, 403, 404)})
     def delete(self, request: Request, token: str) -> Response:

@@ -10,8 +10,7 @@ from django.urls import reverse
 
 class RecordingState(models.TextChoices):
     RECORDING = "recording"  # the worker is writing its spool file
-    READY = "ready"  # in storage, playable
-    FAILED = "failed"  # nothing playable was left
+    READY = "ready"  # in storage, playable (one that recorded nothing is deleted instead)
 
 
 class Recording(models.Model):
@@ -44,6 +43,12 @@ class Recording(models.Model):
         return reverse("recording-audio", kwargs={"recording_id": self.pk})
 
 
+class ClipState(models.TextChoices):
+    PENDING = "pending"  # a live clip the worker is cutting
+    READY = "ready"
+    FAILED = "failed"  # `failure` says why
+
+
 def clip_token() -> str:
     return secrets.token_urlsafe(9)
 
@@ -55,7 +60,7 @@ class Clip(models.Model):
     space = models.ForeignKey("rooms.Space", on_delete=models.CASCADE, related_name="clips")
     recording = models.ForeignKey(Recording, null=True, on_delete=models.SET_NULL, related_name="clips")
     maker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clips")
-    state = models.CharField(max_length=10, choices=RecordingState.choices, default=RecordingState.RECORDING)
+    state = models.CharField(max_length=10, choices=ClipState.choices, default=ClipState.PENDING)
     title = models.CharField(max_length=100, blank=True)
     file = models.FileField(upload_to="clips/", blank=True)
     # On the recording's timeline.

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from media.errors import ClipNotFound, RecordingNotFound, ReplayRefused
-from media.models import Clip, Recording, RecordingState
+from media.models import Clip, ClipState, Recording, RecordingState
 from rooms.models import Space
 from rooms.selectors import replay_decision
 
@@ -60,4 +60,4 @@ def replays_of(*, host: User, viewer: User, limit: int = 20) -> list[Recording]:
 
 
 def clips_of(*, space: Space) -> QuerySet[Clip]:
-    return Clip.objects.filter(space=space, state=RecordingState.READY).select_related("maker").order_by("-created_at")
+    return Clip.objects.filter(space=space, state=ClipState.READY).select_related("maker").order_by("-created_at")

@@ -103,7 +103,7 @@ def _seconds_ms(value: str) -> int:
 
 def clip_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
-        clip = selectors.clip_get(token=token, viewer=request.user)
+        clip = services.clip_settle(selectors.clip_get(token=token, viewer=request.user))
     except ServiceError as error:
         _or_http_error(error)
     may_delete = request.user.is_authenticated and (

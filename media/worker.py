@@ -296,8 +296,8 @@ class MediaWorker:
     async def _finish_recording(self, recording_id: int) -> None:
         # A database outage past the retries leaves the spool unlocked: the next recovery keeps it.
         try:
-            finish = sync_to_async(_finish_apart, thread_sensitive=False)
-            await retrying(lambda: finish(recording_id), within=settings.SPACES_OUTAGE_RETRY_S)
+            finish = sync_to_async(_apart(recording_finish), thread_sensitive=False)
+            await retrying(lambda: finish(recording_id=recording_id), within=settings.SPACES_OUTAGE_RETRY_S)
         except Exception:
             log.exception("recording %s: not finished; the next recovery keeps it", recording_id)
 
@@ -312,9 +312,13 @@ class MediaWorker:
         recorder.flush()
         waited_ms = max(0, int((time.time() - float(message["asked_at"])) * 1000))
         end_ms = max(0, recorder.elapsed_ms() - waited_ms)
-        await database_sync_to_async(clip_cut_live)(
-            clip_id=clip_id, recording_id=recorder.recording_id, spool=recorder.path, now_ms=end_ms
+        # Reading the spool and saving the clip go on apart, like finishing a recording.
+        cut = sync_to_async(_apart(clip_cut_live), thread_sensitive=False)
+        task = asyncio.get_running_loop().create_task(
+            cut(clip_id=clip_id, recording_id=recorder.recording_id, spool=recorder.path, now_ms=end_ms)
         )
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
 
     # Captions
 
@@ -448,13 +452,17 @@ class MediaWorker:
         self._stop_recording(room)
 
 
-def _finish_apart(recording_id: int) -> None:
-    """`recording_finish` on a pool thread, with a database connection of its own that is closed after."""
-    try:
-        recording_finish(recording_id=recording_id)
-    finally:
-        close_old_connections()
-        connection.close()
+def _apart(function):
+    """`function` for a pool thread: a database connection of its own, closed after."""
+
+    def run(**kwargs):
+        try:
+            return function(**kwargs)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    return run
 
 
 _in_process: dict[asyncio.AbstractEventLoop, list[tuple[MediaWorker, asyncio.Task]]] = {}

@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_record
 from media.errors import BadClip, NotRecording, RecordingNotFound, ReplayRefused
-from media.models import Clip, Recording, RecordingState
+from media.models import Clip, ClipState, Recording, RecordingState
 from media.recording import ogg
 from media.signalling import CLIP, worker_channel
 from rooms import selectors as rooms_selectors
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 CLIP_MAX_MS = 30_000
 CLIP_MIN_MS = 1_000
+# A live clip not cut by then has failed.
+CLIP_WAIT_S = 15
 
 
 def spool_dir(worker_index: int | None) -> Path:
@@ -134,7 +136,7 @@ def _locked(path: Path) -> bool:
 
 def clip_cut_live(*, clip_id: int, recording_id: int, spool: Path, now_ms: int) -> Clip | None:
     """Cut "the last 30 s" from a recording being written (the worker flushed it first)."""
-    clip = Clip.objects.filter(pk=clip_id, state=RecordingState.RECORDING).first()
+    clip = Clip.objects.filter(pk=clip_id, state=ClipState.PENDING).first()
     if clip is None:
         return None
     end_ms = now_ms
@@ -144,7 +146,15 @@ def clip_cut_live(*, clip_id: int, recording_id: int, spool: Path, now_ms: int) 
 
 
 def clip_fail(*, clip_id: int, reason: str) -> None:
-    Clip.objects.filter(pk=clip_id, state=RecordingState.RECORDING).update(state=RecordingState.FAILED, failure=reason)
+    Clip.objects.filter(pk=clip_id, state=ClipState.PENDING).update(state=ClipState.FAILED, failure=reason)
+
+
+def clip_settle(clip: Clip) -> Clip:
+    """A live clip the worker never cut (it was down, or restarting) fails after a while, saying so."""
+    if clip.state == ClipState.PENDING and clip.created_at < timezone.now() - timedelta(seconds=CLIP_WAIT_S):
+        clip_fail(clip_id=clip.pk, reason="The audio server didn't cut it in time; try again.")
+        clip.refresh_from_db()
+    return clip
 
 
 def _store_clip(clip: Clip, source, *, recording_id: int, start_ms: int, end_ms: int) -> Clip:
@@ -158,7 +168,7 @@ def _store_clip(clip: Clip, source, *, recording_id: int, start_ms: int, end_ms:
     clip.end_ms = start_ms + duration
     clip.duration_ms = duration
     clip.size_bytes = default_storage.size(name)
-    clip.state = RecordingState.READY
+    clip.state = ClipState.READY
     clip.save()
     return clip
 

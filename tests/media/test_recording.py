@@ -13,7 +13,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from media import worker
-from media.models import Clip, Recording, RecordingState
+from media.models import Clip, ClipState, Recording, RecordingState
 from media.recording import ogg, services
 from media.recording.ogg import OggOpusWriter
 from media.recording.recorder import Recorder
@@ -236,7 +236,7 @@ async def test_a_recorded_space_replays_what_was_said_when_it_was_said_and_clips
 
     # then: the clip is ready and plays 3 s of 440 Hz
     clip = await db(Clip.objects.get)(pk=clip.pk)
-    assert clip.state == RecordingState.READY and clip.recording_id == recording.pk
+    assert clip.state == ClipState.READY and clip.recording_id == recording.pk
     assert (clip.start_ms, clip.end_ms) == (2000, 2000 + clip.duration_ms)
     clipped = decode(clip.file.path)
     assert abs(len(clipped) / RATE - 3.0) <= 0.1, len(clipped) / RATE
@@ -268,9 +268,9 @@ async def test_the_last_seconds_of_a_live_recording_end_at_the_moment_asked(
 
     # when: a listener asks for the last seconds while it is live
     clip = await db(services.clip_of_live)(actor=fan, space_id=space.pk)
-    assert clip.state == RecordingState.RECORDING
+    assert clip.state == ClipState.PENDING
     clip = await until(
-        lambda: db(Clip.objects.filter(pk=clip.pk, state=RecordingState.READY).first)(),
+        lambda: db(Clip.objects.filter(pk=clip.pk, state=ClipState.READY).first)(),
         timeout=5,
         what="the worker cuts the clip",
     )

@@ -284,3 +284,16 @@ def test_the_replay_pages_clip_form_makes_a_clip_and_opens_its_page(client):
     assert clip.get_audio_url() in page and "Lighthouse radio" in page
     assert "Give the clip&#x27;s start and length in seconds." in bad.content.decode()
     assert Clip.objects.count() == 1
+
+
+def test_a_live_clip_no_worker_cut_fails_after_a_while_and_says_so(api):
+    space = make_space(host=make_host(), recording_enabled=True)
+    clip = Clip.objects.create(space=space, maker=space.host, expires_at=timezone.now() + timedelta(days=30))
+    api.force_authenticate(space.host)
+
+    waiting = api.get(f"/api/clips/{clip.token}/").json()
+    Clip.objects.filter(pk=clip.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+    failed = api.get(f"/api/clips/{clip.token}/").json()
+
+    assert waiting["state"] == "pending"
+    assert (failed["state"], failed["failure"]) == ("failed", "The audio server didn't cut it in time; try again.")
