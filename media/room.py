@@ -108,6 +108,7 @@ class Room:
         self.started_epoch = time.time()
         # Recording: the mix's packets go to this as the one encoder makes them (`media.recording`).
         self.recorder: Recorder | None = None
+        self.recording_wanted = False  # what the space last said; the recorder follows it
 
     # Membership
 

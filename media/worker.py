@@ -255,6 +255,7 @@ class MediaWorker:
                 room.started_epoch = started_at.timestamp()
             room.captions = self._captions_feed()
             room.set_captions(captions_enabled and room.captions is not None)
+            room.recording_wanted = bool(recording_enabled)
             if recording_enabled:
                 await self._start_recording(room)
         return room
@@ -273,7 +274,11 @@ class MediaWorker:
             return
         self.recording_starts.add(room.space_id)
         try:
-            begun = await database_sync_to_async(recording_begin)(space_id=room.space_id, folder=spool_dir(self.index))
+            begin = database_sync_to_async(recording_begin)
+            folder = spool_dir(self.index)
+            begun = await retrying(
+                lambda: begin(space_id=room.space_id, folder=folder), within=settings.SPACES_OUTAGE_RETRY_S
+            )
             if begun is None:
                 return  # the space is no longer live
             recording_id, path = begun
@@ -281,8 +286,8 @@ class MediaWorker:
             log.info("space %s: recording %s started", room.space_id, recording_id)
         finally:
             self.recording_starts.discard(room.space_id)
-        if self.rooms.get(room.space_id) is not room:
-            self._stop_recording(room)  # the room closed while the recording was set up
+        if self.rooms.get(room.space_id) is not room or not room.recording_wanted:
+            self._stop_recording(room)  # closed, or switched off, while the recording was set up
 
     def _stop_recording(self, room: Room) -> None:
         """Close the room's recording now; moving it into storage (an upload, in production) goes on
@@ -405,7 +410,8 @@ class MediaWorker:
         elif kind == "space.updated" and space_id in self.rooms:
             room = self.rooms[space_id]
             room.set_captions(bool(event["space"].get("captions_enabled")) and room.captions is not None)
-            if event["space"].get("recording_enabled"):
+            room.recording_wanted = bool(event["space"].get("recording_enabled"))
+            if room.recording_wanted:
                 await self._start_recording(room)
             else:
                 self._stop_recording(room)

@@ -294,3 +294,27 @@ async def test_the_last_seconds_of_a_live_recording_end_at_the_moment_asked(
     await singer_pc.close()
     for socket in (singer_socket, fan_socket):
         await socket.disconnect()
+
+
+async def test_a_recording_switched_off_while_it_was_being_set_up_stops_at_once(tmp_path, monkeypatch):
+    # given: a room the space wants recorded, and the off switch arriving while the recording row is made
+    media_worker = worker.MediaWorker("recording-switch-test")
+    room = Room(1, ssrc=1, emit=lambda event: None)
+    media_worker.rooms[1] = room
+    room.recording_wanted = True
+
+    def begin(*, space_id, folder):
+        room.recording_wanted = False
+        return 7, tmp_path / "spool.ogg"
+
+    finished = []
+    monkeypatch.setattr(worker, "recording_begin", begin)
+    monkeypatch.setattr(worker, "recording_finish", lambda *, recording_id: finished.append(recording_id))
+
+    # when
+    await media_worker._start_recording(room)
+    await asyncio.gather(*media_worker.finishing)
+
+    # then: nothing goes on recording; what was opened is finished (an empty one is dropped there)
+    assert room.recorder is None
+    assert finished == [7]
