@@ -71,13 +71,14 @@ def connection_open(*, space: Space, participant: Participant | None, channel_na
         connection = Connection.objects.create(
             space=space, participant=participant, channel_name=channel_name, last_seen_at=now
         )
-        if participant is None:
-            numbers_add(space_id=space.pk, unique_listeners=1)  # an anonymous visit
         if participant is not None and participant.absent_since is not None:
             Participant.objects.filter(pk=participant.pk).update(absent_since=None)
             participant.absent_since = None
             if participant.role in STAGE_ROLES:
                 _presence_changed(participant, present=True)
+    if participant is None:
+        # An anonymous visit; counted after the commit, so the counter's row lock stays short.
+        numbers_add(space_id=space.pk, unique_listeners=1)
     return connection
 
 
@@ -98,10 +99,10 @@ def connection_close(*, channel_name: str) -> None:
         return
     with transaction.atomic():
         connection.delete()
-        _count_listening([connection], until=timezone.now())
         participant = connection.participant
         if participant is not None:
             _mark_absent_if_gone({participant.pk: timezone.now()})
+    _count_listening([connection], until=timezone.now())
 
 
 def _count_listening(closed: list[Connection], *, until: datetime | None = None) -> None:
@@ -211,8 +212,8 @@ def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> d
                 )
         with transaction.atomic():
             Connection.objects.filter(pk__in=[c.pk for c in stale]).delete()
-            _count_listening(stale)
             _mark_absent_if_gone(last_word)
+        _count_listening(stale)
         _leave_groups(stale)
         for space_id in {c.space_id for c in stale}:
             send_listener_count(space_id)
