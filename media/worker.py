@@ -166,7 +166,7 @@ class MediaWorker:
         elif kind == signalling.LEAVE:
             await self.leave(message["reply_to"])
         elif kind == "space.event":
-            await self.space_event(message["event"])
+            await self.space_event(message["event"], space_id=message.get("space_id"))
         elif kind == CLIP:
             await self.clip(message)
         elif kind == "account.banned":
@@ -394,7 +394,9 @@ class MediaWorker:
         self._spawn(self._send_event_quietly(space_id, event))
 
     async def _send_event(self, space_id: int, event: dict) -> None:
-        await self.layer.group_send(space_group(space_id), {"type": "space.event", "event": event, "audience": "all"})
+        await self.layer.group_send(
+            space_group(space_id), {"type": "space.event", "event": event, "audience": "all", "space_id": space_id}
+        )
 
     async def _send_event_quietly(self, space_id: int, event: dict) -> None:
         try:
@@ -402,9 +404,9 @@ class MediaWorker:
         except REDIS_ERRORS as error:
             self.outage.failed(error)  # a speaking indicator lost in an outage; the next one follows
 
-    async def space_event(self, event: dict) -> None:
+    async def space_event(self, event: dict, *, space_id: int | None = None) -> None:
         kind = event.get("type")
-        space_id = (event.get("space") or {}).get("id")
+        space_id = (event.get("space") or {}).get("id") or space_id
         if kind == "space.ended" and space_id in self.rooms:
             await self._close_room(space_id)
         elif kind == "space.updated" and space_id in self.rooms:
@@ -416,19 +418,22 @@ class MediaWorker:
             else:
                 self._stop_recording(room)
         elif kind in ("participant.updated", "participant.removed"):
-            await self._participant_changed(event)
+            room = self.rooms.get(space_id)
+            if room is not None:
+                await self._participant_changed(room, event)
 
-    async def _participant_changed(self, event: dict) -> None:
+    async def _participant_changed(self, room: Room, event: dict) -> None:
+        """Someone's place in this room's space changed: their microphone follows it (in this room only:
+        the same person may be on stage in another space this worker serves)."""
         participant = event.get("participant")
         username = (participant or event)["user"]["username"]
-        for room in self.rooms.values():
-            for key, speaker in list(room.speakers.items()):
-                if speaker.username != username:
-                    continue
-                if participant is None or participant["role"] not in STAGE_ROLES:
-                    await self._drop_speaker(room, key, "not_on_stage", "You are no longer on stage.")
-                else:
-                    room.set_muted(speaker.user_id, participant["muted"])
+        for key, speaker in list(room.speakers.items()):
+            if speaker.username != username:
+                continue
+            if participant is None or participant["role"] not in STAGE_ROLES:
+                await self._drop_speaker(room, key, "not_on_stage", "You are no longer on stage.")
+            else:
+                room.set_muted(speaker.user_id, participant["muted"])
 
     async def _drop_speaker(self, room: Room, key: str, code: str, detail: str) -> None:
         """Off the stage: their microphone's path closes at once."""

@@ -43,7 +43,9 @@ def _send_after_commit(space_id: int, message: dict) -> None:
 
 
 def send_now(space_id: int, message: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(space_group(space_id), message)
+    """Send to the space's group; the message says which space (its listeners, such as the media worker,
+    serve several)."""
+    async_to_sync(get_channel_layer().group_send)(space_group(space_id), {**message, "space_id": space_id})
 
 
 def for_moderators_and(*user_ids: int) -> dict:
