@@ -1,6 +1,7 @@
 """The media worker killed mid-recording: the next worker keeps what was written, as "ended early"."""
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,8 @@ async def test_a_recording_whose_worker_is_killed_is_kept_up_to_the_kill_as_ende
     played_s = len(heard) / RATE
     assert abs(played_s - recorded_s) <= 1.0, (played_s, recorded_s)
     assert abs(recording.duration_ms / 1000 - played_s) < 0.025
-    assert recording.ended_at < killed_at
+    # its end is reckoned from what was written; the kill itself lands a moment after `killed_at`
+    assert recording.ended_at <= killed_at + timedelta(milliseconds=100)
     assert peaks(seconds(heard, played_s - 2.0, played_s), count=1) == [440]
     assert rms(seconds(heard, played_s - 2.0, played_s)) > 500
     print(f"recording kept after the kill: {played_s:.2f} s of the {recorded_s:.2f} s recorded")
