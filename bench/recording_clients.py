@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 import wave
+from abc import ABC, abstractmethod
 from collections import Counter
 
 import aioice.ice
@@ -67,11 +68,12 @@ def received(pc) -> int:
     return RTP_PACKETS.get(id(pair.protocol), 0) if pair is not None else 0
 
 
-class Clients:
+class Clients(ABC):
     """What both roles answer: `on_<cmd>(request)` for each command of the driver."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Hang up every connection of this role."""
 
     async def on_stop(self, request: dict) -> dict:
         with contextlib.suppress(TimeoutError):
