@@ -73,13 +73,15 @@ class RecordingClipsApi(APIView):
 
 
 class RecordingPlaysApi(APIView):
-    """POST: a replay started playing (counted in the recording's plays and the host's numbers)."""
+    """POST: a replay started playing (counted in the recording's plays and the host's numbers, once per
+    person per 30 minutes; 204 either way)."""
 
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(request=None, responses={204: None, **error_responses(403, 404)})
     def post(self, request: Request, recording_id: int) -> Response:
-        services.replay_played(recording=selectors.recording_get(recording_id=recording_id, viewer=request.user))
+        recording = selectors.recording_get(recording_id=recording_id, viewer=request.user)
+        services.replay_played(recording=recording, listener=services.listener_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -47,7 +47,7 @@ def recording_played(request: HttpRequest, recording_id: int) -> HttpResponse:
         recording = selectors.recording_get(recording_id=recording_id, viewer=request.user)
     except ServiceError as error:
         _or_http_error(error)
-    services.replay_played(recording=recording)
+    services.replay_played(recording=recording, listener=services.listener_of(request))
     return HttpResponse(status=204)
 
 

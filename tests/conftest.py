@@ -47,6 +47,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: keys made from primary keys would carry over otherwise
+    (a database flushed between tests hands out the same ids again)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _file_folders(settings, tmp_path_factory, monkeypatch):
     """Uploads, recordings and the recording spool in a folder of the test's own, here and in the
     processes a test starts (daphne, a media worker), which read them from the environment."""

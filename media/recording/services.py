@@ -18,6 +18,7 @@ from pathlib import Path
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -41,6 +42,8 @@ CLIP_MAX_MS = 30_000
 CLIP_MIN_MS = 1_000
 # A live clip not cut by then has failed.
 CLIP_WAIT_S = 15
+# The same person playing the same replay again within this counts once.
+PLAY_AGAIN_S = 30 * 60
 
 
 def spool_dir(worker_index: int | None) -> Path:
@@ -246,10 +249,21 @@ def recording_delete(*, actor: User, recording: Recording) -> None:
     delete_with_file(recording, actor=actor)
 
 
-def replay_played(*, recording: Recording) -> None:
-    """A replay started playing (one count per page view: the page says so once)."""
+def replay_played(*, recording: Recording, listener: str) -> bool:
+    """A replay started playing for `listener` (a user, or a visitor's address): counted once per
+    listener per `PLAY_AGAIN_S`, so posting again and again doesn't inflate the plays. True if counted."""
+    if not cache.add(f"media:played:{recording.pk}:{listener}", 1, timeout=PLAY_AGAIN_S):
+        return False
     Recording.objects.filter(pk=recording.pk).update(plays=F("plays") + 1)
     numbers_add(space_id=recording.space_id, replay_plays=1)
+    return True
+
+
+def listener_of(request) -> str:
+    """Who is playing, for `replay_played`: the signed-in user, else the visitor's address."""
+    if request.user.is_authenticated:
+        return f"user:{request.user.pk}"
+    return f"addr:{request.META.get('REMOTE_ADDR', '')}"
 
 
 def recordings_expire(*, now: datetime | None = None) -> dict:

@@ -297,3 +297,19 @@ def test_a_live_clip_no_worker_cut_fails_after_a_while_and_says_so(api):
 
     assert waiting["state"] == "pending"
     assert (failed["state"], failed["failure"]) == ("failed", "The audio server didn't cut it in time; try again.")
+
+
+def test_a_play_counts_once_per_person_however_often_it_is_posted(client, api):
+    space, recording = ended_recorded_space()
+    ann, ben = UserFactory(), UserFactory()
+    client.force_login(ann)
+    for _ in range(3):
+        assert client.post(f"/recordings/{recording.pk}/played/").status_code == 204
+    api.force_authenticate(ben)
+    assert api.post(f"/api/recordings/{recording.pk}/plays/").status_code == 204
+    assert api.post(f"/api/recordings/{recording.pk}/plays/").status_code == 204
+
+    recording.refresh_from_db()
+    assert recording.plays == 2
+    assert space.numbers.replay_plays == 2
+    assert client.get(f"/recordings/{recording.pk}/played/").status_code == 405
