@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import AuditEntry, Block
@@ -313,3 +315,29 @@ def test_a_play_counts_once_per_person_however_often_it_is_posted(client, api):
     assert recording.plays == 2
     assert space.numbers.replay_plays == 2
     assert client.get(f"/recordings/{recording.pk}/played/").status_code == 405
+
+
+def test_the_profiles_replays_cost_the_same_queries_for_one_or_many_and_leave_out_what_the_viewer_may_not_hear(
+    client, django_assert_max_num_queries
+):
+    host = make_host()
+    first = make_space(host=host, title="Replay 0", recording_enabled=True)
+    services.space_end(actor=host, space_id=first.pk)
+    recording_of(first, (440, 1))
+    viewer = UserFactory()
+    client.force_login(viewer)
+    client.get(host.get_absolute_url())
+    with CaptureQueriesContext(connection) as one:
+        client.get(host.get_absolute_url())
+    for n in range(1, 6):
+        space = make_space(host=host, title=f"Replay {n}", recording_enabled=True)
+        services.space_end(actor=host, space_id=space.pk)
+        recording_of(space, (440, 1))
+    removed_from = Space.objects.get(title="Replay 3")
+    removed_from.blocks.create(user=viewer)
+
+    with django_assert_max_num_queries(len(one)):
+        page = client.get(host.get_absolute_url()).content.decode()
+
+    assert "Replay 0" in page and "Replay 5" in page
+    assert "Replay 3" not in page
