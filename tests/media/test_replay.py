@@ -108,6 +108,9 @@ def test_the_replay_page_has_the_player_the_transcript_lines_to_seek_and_the_pro
     assert f'src="{recording.get_audio_url()}"' in page
     assert 'data-seek="1500"' in page and "Welcome aboard." in page
     assert "ended early" not in page
+    client.force_login(UserFactory())
+    signed_in = client.get(space.get_absolute_url()).content.decode()
+    assert 'name="start" value="0" min="0" max="10"' in signed_in  # seconds, not milliseconds
     assert f'Speakers: <a href="{space.host.get_absolute_url()}">{space.host.name}</a>' in page
     assert space.get_absolute_url() in profile and "Replays" in profile
 
