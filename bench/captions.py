@@ -132,7 +132,7 @@ async def drive(steps: list[int], workdir: Path) -> dict:
     from media.room import Room
     from media.worker import MediaWorker
     from rooms.models import Participant, Role, Space
-    from rooms.realtime import captions_group
+    from rooms.events import captions_group, event_of
     from tests.media.speech import TWO_CITIES, TWO_CITIES_S, speech_wav, word_error_rate
 
     layer = get_channel_layer()
@@ -216,7 +216,7 @@ async def drive(steps: list[int], workdir: Path) -> dict:
                 async def collect(channel: str = inbox, into: list = events) -> None:
                     while True:
                         message = await layer.receive(channel)
-                        into.append((time.time(), message["event"]))
+                        into.append((time.time(), event_of(message)))
 
                 collector = asyncio.get_running_loop().create_task(collect())
                 feed_pid = worker.captions.process.pid if worker.captions and worker.captions.process else None

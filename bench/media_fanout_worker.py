@@ -79,7 +79,7 @@ class RoomHost:
         self.room.tick = counted_tick
         self.room.start()
 
-    def _emit(self, event: dict) -> None:
+    def _emit(self, event) -> None:
         self.speaking_events += 1
 
     async def offer(self, role: str, sdp: str) -> str:

@@ -120,7 +120,7 @@ class WorkerHost:
         async def counted_handle(message: dict) -> None:
             kind = message.get("type", "?")
             if kind == "space.event":
-                kind = f"space.event/{message.get('event', {}).get('type')}"
+                kind = f"space.event/{message.get('kind')}"
             self.messages[kind] = self.messages.get(kind, 0) + 1
             await handle(message)
 

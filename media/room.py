@@ -27,6 +27,7 @@ from aiortc.rtp import RtpPacket
 from media.aiortc_bridge import ListenerSink, RtpShape, sender_shape, serialize
 from media.mixer import FRAME_SAMPLES, SPEAKING_RMS, TIME_BASE, Mixer, SpeakerInput
 from media.recording.recorder import Recorder
+from rooms import events
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Listener:
 
 
 class Room:
-    def __init__(self, space_id: int, *, ssrc: int, emit: Callable[[dict], None]) -> None:
+    def __init__(self, space_id: int, *, ssrc: int, emit: Callable[[events.Event], None]) -> None:
         self.space_id = space_id
         self.ssrc = ssrc
         self.emit = emit
@@ -253,7 +254,7 @@ class Room:
             self._speaking_event(speaker, speaking)
 
     def _speaking_event(self, speaker: Speaker, speaking: bool) -> None:
-        self.emit({"type": "speaking", "user": {"username": speaker.username}, "speaking": speaking})
+        self.emit(events.speaking(self.space_id, speaker.user_id, speaker.username, speaking))
 
     # Recording
 

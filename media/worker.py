@@ -41,8 +41,8 @@ from media.recording.services import (
 )
 from media.room import Listener, Room, Speaker
 from media.signalling import CLIP
+from rooms import events
 from rooms.models import STAGE_ROLES, Space, SpaceState
-from rooms.realtime import captions_group, space_group
 from rooms.services import caption_line_store
 from spaces_site.layer_watch import layer_watch
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying, stop_if_cancelled
@@ -126,8 +126,8 @@ class MediaWorker:
         """Tell the live spaces this worker serves to offer again: their old connections died with the old worker."""
         space_ids = await retrying(database_sync_to_async(self._live_space_ids), within=60)
         for space_id in space_ids:
-            event = {"type": signalling.RESET, "space": {"id": space_id}}
-            await retrying(lambda e=event, s=space_id: self._send_event(s, e), within=60)
+            reset = events.media_reset(space_id)
+            await retrying(lambda e=reset: events.asend(e, events.EVERYONE, layer=self.layer), within=60)
         if space_ids:
             log.info("media worker %s: asked %d live spaces to reconnect", self.index, len(space_ids))
 
@@ -146,7 +146,7 @@ class MediaWorker:
         """Redis came back: join the rooms' groups again and catch up on stage changes we didn't hear."""
         for space_id in list(self.rooms):
             await retrying(
-                lambda s=space_id: self.layer.group_add(space_group(s), self.channel),
+                lambda s=space_id: self.layer.group_add(events.media_group(s), self.channel),
                 within=settings.SPACES_OUTAGE_RETRY_S,
             )
         for room in list(self.rooms.values()):
@@ -165,8 +165,8 @@ class MediaWorker:
             await self.offer(message)
         elif kind == signalling.LEAVE:
             await self.leave(message["reply_to"])
-        elif kind == "space.event":
-            await self.space_event(message["event"], space_id=message.get("space_id"))
+        elif kind == events.MESSAGE_TYPE:
+            await self.space_event(message)
         elif kind == CLIP:
             await self.clip(message)
         elif kind == "account.banned":
@@ -246,9 +246,9 @@ class MediaWorker:
     async def _room(self, space_id: int) -> Room:
         room = self.rooms.get(space_id)
         if room is None:
-            room = Room(space_id, ssrc=random.getrandbits(32), emit=lambda event: self._emit(space_id, event))
+            room = Room(space_id, ssrc=random.getrandbits(32), emit=self._emit)
             self.rooms[space_id] = room
-            await self.layer.group_add(space_group(space_id), self.channel)
+            await self.layer.group_add(events.media_group(space_id), self.channel)
             room.start()
             started_at, captions_enabled, recording_enabled = await database_sync_to_async(self._space_clock)(space_id)
             if started_at is not None:
@@ -345,10 +345,9 @@ class MediaWorker:
         if kind == "line":
             self._caption_line(message)
         elif kind == "status":
-            event = {"type": "captions.status", "behind": message["behind"]}
             for space_id, room in self.rooms.items():
                 if room.captions_on:
-                    self._spawn(self._send_captions(space_id, dict(event, space_id=space_id)))
+                    self._spawn(self._send_captions(events.captions_status(space_id, message["behind"])))
         elif kind == "stats":
             self.caption_stats = message
 
@@ -356,79 +355,73 @@ class MediaWorker:
         space_id, user_id = (int(part) for part in message["key"].split(":"))
         room = self.rooms.get(space_id)
         speaker = self.caption_speakers.get(message["key"], {"username": "", "name": ""})
-        event = {
-            "type": "caption.final" if message["final"] else "caption.partial",
-            "space_id": space_id,
-            "line": f"{user_id}-{message['line']}",
-            "speaker": speaker,
-            "text": message["text"],
-            "start_ms": message["start_ms"],
-            "end_ms": message["end_ms"],
-        }
+        event = events.caption(
+            space_id,
+            final=message["final"],
+            line=f"{user_id}-{message['line']}",
+            speaker=speaker,
+            text=message["text"],
+            start_ms=message["start_ms"],
+            end_ms=message["end_ms"],
+        )
         if room is not None and room.captions_on:
-            self._spawn(self._send_captions(space_id, event))
+            self._spawn(self._send_captions(event))
         if message["final"]:
             # Said while captions were on: part of the transcript even if they were switched off since.
-            self._spawn(self._store_line(space_id, user_id, event))
+            self._spawn(self._store_line(space_id, user_id, event.data))
 
-    async def _send_captions(self, space_id: int, event: dict) -> None:
+    async def _send_captions(self, event: events.Event) -> None:
         try:
-            await self.layer.group_send(captions_group(space_id), {"type": "caption.event", "event": event})
+            await events.asend(event, events.CAPTIONS, layer=self.layer)
         except REDIS_ERRORS as error:
             self.outage.failed(error)
 
-    async def _store_line(self, space_id: int, user_id: int, event: dict) -> None:
+    async def _store_line(self, space_id: int, user_id: int, line: dict) -> None:
         try:
             await database_sync_to_async(caption_line_store)(
                 space_id=space_id,
                 speaker_id=user_id,
-                line_key=event["line"],
-                text=event["text"],
-                start_ms=event["start_ms"],
-                end_ms=event["end_ms"],
+                line_key=line["line"],
+                text=line["text"],
+                start_ms=line["start_ms"],
+                end_ms=line["end_ms"],
             )
         except OUTAGE_ERRORS as error:
             self.outage.failed(error)
 
-    def _emit(self, space_id: int, event: dict) -> None:
-        self._spawn(self._send_event_quietly(space_id, event))
+    def _emit(self, event: events.Event) -> None:
+        self._spawn(self._send_event_quietly(event))
 
-    async def _send_event(self, space_id: int, event: dict) -> None:
-        await self.layer.group_send(
-            space_group(space_id), {"type": "space.event", "event": event, "audience": "all", "space_id": space_id}
-        )
-
-    async def _send_event_quietly(self, space_id: int, event: dict) -> None:
+    async def _send_event_quietly(self, event: events.Event) -> None:
         try:
-            await self._send_event(space_id, event)
+            await events.asend(event, events.EVERYONE, layer=self.layer)
         except REDIS_ERRORS as error:
             self.outage.failed(error)  # a speaking indicator lost in an outage; the next one follows
 
-    async def space_event(self, event: dict, *, space_id: int | None = None) -> None:
-        kind = event.get("type")
-        space_id = (event.get("space") or {}).get("id") or space_id
-        if kind == "space.ended" and space_id in self.rooms:
-            await self._close_room(space_id)
-        elif kind == "space.updated" and space_id in self.rooms:
-            room = self.rooms[space_id]
-            room.set_captions(bool(event["space"].get("captions_enabled")) and room.captions is not None)
-            room.recording_wanted = bool(event["space"].get("recording_enabled"))
+    async def space_event(self, message: dict) -> None:
+        """The events of the spaces this worker serves that concern media (`events.PUBLIC`)."""
+        kind, room = message["kind"], self.rooms.get(message["space_id"])
+        if room is None:
+            return
+        if kind == "space.ended":
+            await self._close_room(room.space_id)
+        elif kind == "space.updated":
+            space = events.event_of(message)["space"]
+            room.set_captions(bool(space.get("captions_enabled")) and room.captions is not None)
+            room.recording_wanted = bool(space.get("recording_enabled"))
             if room.recording_wanted:
                 await self._start_recording(room)
             else:
                 self._stop_recording(room)
-        elif kind in ("participant.updated", "participant.removed"):
-            room = self.rooms.get(space_id)
-            if room is not None:
-                await self._participant_changed(room, event)
+        elif kind in ("participant.updated", "participant.removed") and message.get("user_id") is not None:
+            participant = events.event_of(message).get("participant")
+            await self._participant_changed(room, message["user_id"], participant)
 
-    async def _participant_changed(self, room: Room, event: dict) -> None:
-        """Someone's place in this room's space changed: their microphone follows it (in this room only:
-        the same person may be on stage in another space this worker serves)."""
-        participant = event.get("participant")
-        username = (participant or event)["user"]["username"]
+    async def _participant_changed(self, room: Room, user_id: int, participant: dict | None) -> None:
+        """Someone's place in this room's space changed (`participant` None: removed): their microphone follows
+        it, in this room only (the same person may be on stage in another space this worker serves)."""
         for key, speaker in list(room.speakers.items()):
-            if speaker.username != username:
+            if speaker.user_id != user_id:
                 continue
             if participant is None or participant["role"] not in STAGE_ROLES:
                 await self._drop_speaker(room, key, "not_on_stage", "You are no longer on stage.")
@@ -456,7 +449,7 @@ class MediaWorker:
         for key in [k for k, s in self.peers.items() if s == space_id]:
             self.peers.pop(key)
         try:
-            await self.layer.group_discard(space_group(space_id), self.channel)
+            await self.layer.group_discard(events.media_group(space_id), self.channel)
         except REDIS_ERRORS as error:
             self.outage.failed(error)  # the membership expires on its own
         await room.close()

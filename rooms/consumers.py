@@ -1,7 +1,10 @@
 """The websocket of a space, `/ws/spaces/<id>/` (protocol: docs/websocket.md).
 
-On connect the client gets a snapshot; then every change to the space reaches
-it as an event, filtered by what its role may see. Commands go through
+On connect the client gets a snapshot; then every change to the space it may
+see reaches it as an event. Who sees what is decided where the event is made
+(`rooms.events`): the socket joins the space's groups its role puts it in
+(everyone, the moderators, its person), and only changes of its own role
+move it between them. Commands go through
 `rooms.commands`, the same path as the REST API. Bad input is answered with an
 `error` event and changes nothing; a flood of commands is refused, and a
 client that keeps flooding is closed. An outage of Redis or the database is
@@ -12,6 +15,7 @@ its groups again and gets a fresh snapshot.
 import json
 import logging
 import time
+from collections import deque
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -20,10 +24,9 @@ from django.core.exceptions import ValidationError
 from accounts.realtime import user_group
 from media import signalling
 from media.worker import ensure_in_process_worker
-from rooms import commands, selectors
+from rooms import commands, events, selectors
 from rooms.models import MODERATOR_ROLES
 from rooms.presence_loop import OPEN_SOCKETS, start_presence_loop
-from rooms.realtime import ALL, captions_group, space_group
 from rooms.services import presence
 from spaces_site.errors import ServiceError
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, unavailable_event
@@ -38,6 +41,8 @@ CLOSE_REFUSED = 4403
 CLOSE_FLOODING = 4429
 # How many refused commands a client may send before it is closed.
 FLOOD_LIMIT = 50
+# An event addressed to two of a socket's groups arrives twice, one after the other: a few ids suffice.
+RECENT_EVENTS = 8
 
 
 class TokenBucket:
@@ -74,6 +79,7 @@ class SpaceConsumer(SteadyConsumer):
         self.user = self.scope["user"]
         self.bucket = TokenBucket(settings.SPACES_WS_RATE, settings.SPACES_WS_BURST)
         self.refused = 0
+        self.recent_events = deque(maxlen=RECENT_EVENTS)
         await self.accept()
         try:
             snapshot = await self._join()
@@ -83,9 +89,11 @@ class SpaceConsumer(SteadyConsumer):
             return
         self.joined = True
         OPEN_SOCKETS.add(self.channel_name)
-        await self.join_group(space_group(self.space_id))
+        await self.join_group(events.space_group(self.space_id))
         if self.user.is_authenticated:
             await self.join_group(user_group(self.user.pk))
+            await self.join_group(events.person_group(self.space_id, self.user.pk))
+        await self._moderators_group(self.role)
         await self.send_json(snapshot)
         await presence.listener_count_changed(self.space_id)
         start_presence_loop()
@@ -109,7 +117,9 @@ class SpaceConsumer(SteadyConsumer):
         """Back after a channel-layer outage: events may have been lost, so start the client afresh."""
         if self.joined:
             snapshot = await self._snapshot()
-            self.role = (snapshot.get("you") or {}).get("role", self.role)
+            role = (snapshot.get("you") or {}).get("role", self.role)
+            await self._moderators_group(role)
+            self.role = role
             await self.send_json(snapshot)
 
     async def disconnect(self, code):
@@ -220,7 +230,7 @@ class SpaceConsumer(SteadyConsumer):
         if not isinstance(on, bool):
             await self._refuse("bad_field", "captions needs an 'on' boolean.", ref=ref)
             return
-        group = captions_group(self.space_id)
+        group = events.captions_group(self.space_id)
         await (self.join_group(group) if on else self.leave_group(group))
         if ref is not None:
             await self.send_json({"type": "ok", "ref": ref})
@@ -262,41 +272,40 @@ class SpaceConsumer(SteadyConsumer):
     # Server -> client
 
     async def space_event(self, message):
-        event = message["event"]
-        if not self._may_see(message["audience"]):
+        """An event this socket's groups were sent: it goes out as it was encoded, once."""
+        if message["id"] in self.recent_events:
             return
-        about_me = self._about_me(event)
-        if event["type"] == "participant.removed" and about_me:
+        self.recent_events.append(message["id"])
+        kind = message["kind"]
+        about_me = self.user.is_authenticated and message.get("user_id") == self.user.pk
+        if kind == "participant.removed" and about_me:
             await self.send_json({"type": "error", "code": "removed", "detail": "You were removed from this space."})
             await self.close(code=CLOSE_REFUSED)
             return
-        await self.send_json(event)
-        if event["type"] == "participant.updated" and about_me:
-            was_moderator = self.role in MODERATOR_ROLES
-            self.role = event["participant"]["role"]
-            if self.role in MODERATOR_ROLES and not was_moderator:
-                await self.send_json(await self._snapshot())
-        elif event["type"] == "space.ended":
+        await self.send(text_data=message["text"])
+        if kind == "participant.updated" and about_me:
+            role = events.event_of(message)["participant"]["role"]
+            became_moderator = role in MODERATOR_ROLES and self.role not in MODERATOR_ROLES
+            await self._moderators_group(role)
+            self.role = role
+            if became_moderator:
+                await self.send_json(await self._snapshot())  # the requests and invites they now see
+        elif kind == "space.ended":
             await self.close(code=CLOSE_NORMAL)
+
+    async def _moderators_group(self, role) -> None:
+        """In the moderators' group exactly while this socket's person hosts or co-hosts."""
+        group = events.moderators_group(self.space_id)
+        if role in MODERATOR_ROLES and group not in self.joined_groups:
+            await self.join_group(group)
+        elif role not in MODERATOR_ROLES and group in self.joined_groups:
+            await self.leave_group(group)
 
     @database_sync_to_async
     def _snapshot(self) -> dict:
         space = selectors.space_get(space_id=self.space_id)
         participant = selectors.participant_of(space=space, user=self.user)
         return self._for_this_socket(selectors.space_snapshot(space=space, participant=participant))
-
-    def _may_see(self, audience) -> bool:
-        if audience == ALL:
-            return True
-        return self.role in audience.get("roles", ()) or (
-            self.user.is_authenticated and self.user.pk in audience.get("users", ())
-        )
-
-    def _about_me(self, event: dict) -> bool:
-        if not self.user.is_authenticated:
-            return False
-        who = event.get("participant", {}).get("user") or event.get("user")
-        return isinstance(who, dict) and who.get("username") == self.user.username
 
     async def account_banned(self, event):
         await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})

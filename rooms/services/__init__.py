@@ -1,7 +1,7 @@
 """Every write to rooms. Functions take keyword-only arguments, run in one
 transaction under the locks of `rooms.lock_objects`, check the permission
 table (`rooms.permissions`) with the roles as they are under the lock, emit
-one event after commit (`rooms.realtime`) and leave an audit entry for
+one event after commit (`rooms.events`) and leave an audit entry for
 moderation and lifecycle changes."""
 
 from rooms.services.captions import caption_line_store, captions_set, transcript_keep, transcripts_expire

@@ -9,10 +9,9 @@ from django.utils import timezone
 from accounts.eligibility import ensure_may_host
 from accounts.models import User
 from accounts.services import audit_record
-from rooms import lock_objects, permissions, realtime
+from rooms import events, lock_objects, permissions
 from rooms.errors import ActionNotAllowed, AlreadyLive, InvalidSpace, WrongState
 from rooms.models import TITLE_MAX, TOPIC_MAX_LENGTH, TOPICS_MAX, Participant, Role, Space, SpaceState, SpeakPolicy
-from rooms.payloads import space_payload
 from rooms.services.numbers import numbers_stage_joined
 from scheduling import services as scheduling
 from ticketing.services import space_tickets_close
@@ -128,7 +127,7 @@ def space_start(*, actor: User, space_id: int) -> Space:
         _go_live(space)
         audit_record(actor=actor, action="rooms.space.started", subject=space)
         scheduling.space_went_live(space=space)  # reminder holders and followers hear, after commit
-        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
+        events.emit(events.space_updated(space), events.PUBLIC)
     return space
 
 
@@ -152,7 +151,7 @@ def space_end(*, actor: User | None, space_id: int, reason: str = "host") -> Spa
         if space.is_ticketed:
             # Open checkouts close; paid tickets are refunded only if the space never went live.
             space_tickets_close(space=space, actor=actor, refund=space.started_at is None)
-        realtime.emit(space.pk, {"type": "space.ended", "space": space_payload(space), "reason": space.end_reason})
+        events.emit(events.space_ended(space, space.end_reason), events.PUBLIC)
     return space
 
 
@@ -173,7 +172,7 @@ def space_cancel(*, actor: User | None, space_id: int) -> Space:
         if space.is_ticketed:
             # Every paid ticket is refunded: one Celery task per refund, queued after commit.
             space_tickets_close(space=space, actor=actor, refund=True)
-        realtime.emit(space.pk, {"type": "space.ended", "space": space_payload(space), "reason": "cancelled"})
+        events.emit(events.space_ended(space, "cancelled"), events.PUBLIC)
     return space
 
 
@@ -201,7 +200,7 @@ def space_reschedule(*, actor: User, space_id: int, scheduled_for: datetime) -> 
             scheduled_for=scheduled_for.isoformat(),
         )
         scheduling.space_rescheduled(space=space)  # reminder holders hear; lead reminders move
-        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
+        events.emit(events.space_updated(space), events.PUBLIC)
     return space
 
 
@@ -240,5 +239,5 @@ def space_edit(*, actor: User, space_id: int, **changes) -> Space:
         space.full_clean(exclude=["host", "state"])
         space.save()
         audit_record(actor=actor, action="rooms.space.edited", subject=space, fields=sorted(changes))
-        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
+        events.emit(events.space_updated(space), events.PUBLIC)
     return space

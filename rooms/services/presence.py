@@ -25,10 +25,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.realtime import user_group
-from rooms import realtime, selectors
+from rooms import events, selectors
 from rooms.errors import WrongState
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
-from rooms.payloads import participant_payload
 from rooms.services.lifecycle import space_end
 from rooms.services.numbers import numbers_add, numbers_peak
 from rooms.services.stage import host_transfer
@@ -134,10 +133,7 @@ def _mark_absent_if_gone(since_by_participant: dict[int, datetime]) -> None:
 
 
 def _presence_changed(participant: Participant, *, present: bool) -> None:
-    realtime.emit(
-        participant.space_id,
-        {"type": "participant.updated", "participant": participant_payload(participant, present=present)},
-    )
+    events.emit(events.participant_updated(participant, present=present), events.PUBLIC)
 
 
 async def listener_count_changed(space_id: int) -> None:
@@ -161,10 +157,7 @@ def send_listener_count(space_id: int) -> None:
     try:
         count = selectors.listener_count(space_id=space_id)
         numbers_peak(space_id=space_id, listeners=count)
-        realtime.send_now(
-            space_id,
-            {"type": "space.event", "event": {"type": "listeners.count", "count": count}, "audience": realtime.ALL},
-        )
+        events.send_now(events.listeners_count(space_id, count), events.EVERYONE)
     except OUTAGE_ERRORS as error:
         log.info("listener count for space %s not sent: %r", space_id, error)
 
@@ -174,9 +167,12 @@ def _leave_groups(dead: list[Connection]) -> None:
     layer = get_channel_layer()
     try:
         for connection in dead:
-            async_to_sync(layer.group_discard)(realtime.space_group(connection.space_id), connection.channel_name)
-            if connection.participant is not None:
-                async_to_sync(layer.group_discard)(user_group(connection.participant.user_id), connection.channel_name)
+            user_id = connection.participant.user_id if connection.participant is not None else None
+            groups = events.socket_groups(connection.space_id, user_id)
+            if user_id is not None:
+                groups.append(user_group(user_id))
+            for group in groups:
+                async_to_sync(layer.group_discard)(group, connection.channel_name)
     except REDIS_ERRORS as error:
         # Group members expire on their own (channels-redis `group_expiry`); nothing is lost.
         log.warning("presence sweep could not clear dead sockets from their groups: %r", error)

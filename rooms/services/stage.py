@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Follow, User
 from accounts.services import audit_record
-from rooms import lock_objects, permissions, realtime
+from rooms import events, lock_objects, permissions
 from rooms.errors import (
     ActionNotAllowed,
     AlreadyLive,
@@ -24,7 +24,6 @@ from rooms.errors import (
     WrongState,
 )
 from rooms.models import STAGE_ROLES, Participant, Role, Space, SpaceBlock, SpaceState, SpeakPolicy
-from rooms.payloads import participant_payload, space_payload, user_payload
 from rooms.services.numbers import numbers_add, numbers_stage_joined
 
 REACTIONS = ("👏", "❤️", "😂", "💯", "🔥", "🙌", "👍", "😮", "🎉", "🤔")
@@ -60,12 +59,8 @@ def _role(participant: Participant | None) -> Role | None:
     return Role(participant.role) if participant is not None else None
 
 
-def _updated(participant: Participant, *, audience=realtime.ALL) -> None:
-    realtime.emit(
-        participant.space_id,
-        {"type": "participant.updated", "participant": participant_payload(participant)},
-        audience=audience,
-    )
+def _updated(participant: Participant, *, audience: events.Audience = events.PUBLIC) -> None:
+    events.emit(events.participant_updated(participant), audience)
 
 
 def _ensure_stage_seat(space: Space) -> None:
@@ -114,7 +109,7 @@ def hand_raise(*, actor: User, space_id: int) -> Participant:
         if participant.hand_raised_at is None:
             participant.hand_raised_at = timezone.now()
             participant.save(update_fields=["hand_raised_at"])
-            _updated(participant, audience=realtime.for_moderators_and(actor.pk))
+            _updated(participant, audience=events.moderators_and(actor.pk))
     return participant
 
 
@@ -127,7 +122,7 @@ def hand_lower(*, actor: User, space_id: int) -> Participant:
         if participant.hand_raised_at is not None:
             participant.hand_raised_at = None
             participant.save(update_fields=["hand_raised_at"])
-            _updated(participant, audience=realtime.for_moderators_and(actor.pk))
+            _updated(participant, audience=events.moderators_and(actor.pk))
     return participant
 
 
@@ -158,7 +153,7 @@ def hand_deny(*, actor: User, space_id: int, target: User) -> Participant:
             raise WrongState(f"@{target.username} has not asked to speak.")
         participant.hand_raised_at = None
         participant.save(update_fields=["hand_raised_at"])
-        _updated(participant, audience=realtime.for_moderators_and(target.pk))
+        _updated(participant, audience=events.moderators_and(target.pk))
     return participant
 
 
@@ -173,7 +168,7 @@ def speaker_invite(*, actor: User, space_id: int, target: User) -> Participant:
         if participant.invited_at is None:
             participant.invited_at = timezone.now()
             participant.save(update_fields=["invited_at"])
-            _updated(participant, audience=realtime.for_moderators_and(target.pk))
+            _updated(participant, audience=events.moderators_and(target.pk))
     return participant
 
 
@@ -199,7 +194,7 @@ def invite_decline(*, actor: User, space_id: int) -> Participant:
             raise WrongState("You have no invitation to speak in this space.")
         participant.invited_at = None
         participant.save(update_fields=["invited_at"])
-        _updated(participant, audience=realtime.for_moderators_and(actor.pk))
+        _updated(participant, audience=events.moderators_and(actor.pk))
     return participant
 
 
@@ -243,7 +238,7 @@ def participant_remove(*, actor: User, space_id: int, target: User) -> Participa
         participant.left_at = timezone.now()
         participant.save(update_fields=["left_at"])
         audit_record(actor=actor, action="rooms.participant.removed", subject=scene.space, user=target.username)
-        realtime.emit(space_id, {"type": "participant.removed", "user": user_payload(target)})
+        events.emit(events.participant_removed(space_id, target), events.PUBLIC)
     return participant
 
 
@@ -313,7 +308,7 @@ def host_transfer(*, actor: User | None, space_id: int, target: User) -> Partici
         audit_record(actor=actor, action="rooms.host.transferred", subject=space, to=target.username)
         _updated(old_host)
         _updated(scene.target)
-        realtime.emit(space_id, {"type": "space.updated", "space": space_payload(space)})
+        events.emit(events.space_updated(space), events.PUBLIC)
     return scene.target
 
 
@@ -376,11 +371,4 @@ def react(*, actor: User, space_id: int, emoji: str) -> None:
     )
     permissions.check("react", Role(role) if role else None)
     numbers_add(space_id=space_id, reactions=1)
-    realtime.send_now(
-        space_id,
-        {
-            "type": "space.event",
-            "event": {"type": "reaction", "user": user_payload(actor), "emoji": emoji},
-            "audience": realtime.ALL,
-        },
-    )
+    events.send_now(events.reaction(space_id, actor, emoji), events.EVERYONE)

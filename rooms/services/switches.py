@@ -4,10 +4,9 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import audit_record
-from rooms import lock_objects, permissions, realtime
+from rooms import events, lock_objects, permissions
 from rooms.errors import WrongState
 from rooms.models import Participant, Role, Space, SpaceState
-from rooms.payloads import space_payload
 
 # How a refusal names each switch.
 DESCRIPTIONS = {"captions_enabled": "captions", "recording_enabled": "recording"}
@@ -35,5 +34,5 @@ def space_switch(*, actor: User, space_id: int, field: str, on: bool, permission
         setattr(space, field, on)
         space.save(update_fields=[field])
         audit_record(actor=actor, action=f"{audit}." + ("on" if on else "off"), subject=space)
-        realtime.emit(space.pk, {"type": "space.updated", "space": space_payload(space)})
+        events.emit(events.space_updated(space), events.PUBLIC)
     return space

@@ -2,6 +2,7 @@
 
 from media.room import Room, Speaker
 from media.worker import MediaWorker
+from rooms import events
 
 
 class FakePeer:
@@ -28,9 +29,8 @@ async def test_a_speaker_in_one_space_keeps_their_microphone_when_they_become_a_
     participant = {"user": {"username": "sam"}, "role": "listener", "muted": True}
 
     # when: space 1 says they are a listener there now
-    await worker.handle(
-        {"type": "space.event", "event": {"type": "participant.updated", "participant": participant}, "space_id": 1}
-    )
+    moved = events.Event({"type": "participant.updated", "space_id": 1, "participant": participant}, about=7)
+    await worker.handle(events.envelope(moved))
 
     # then: their microphone in space 1 is closed, the one in space 2 is untouched and unmuted
     assert in_one.closed and "one.sam" not in worker.rooms[1].speakers
