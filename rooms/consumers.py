@@ -235,9 +235,6 @@ class SpaceConsumer(SteadyConsumer):
         if ref is not None:
             await self.send_json({"type": "ok", "ref": ref})
 
-    async def caption_event(self, message):
-        await self.send_json(message["event"])
-
     async def _media_worker_alive(self) -> bool:
         try:
             return await signalling.worker_alive(self.space_id)
