@@ -17,7 +17,6 @@ from accounts import selectors, services
 from accounts.errors import UserNotFound
 from accounts.forms import ProfileForm, SignupForm
 from accounts.models import User
-from rooms.selectors import live_space_ids_by_host
 from spaces_site.errors import ServiceError
 
 PAGE_SIZE = 30
@@ -35,7 +34,6 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     context = {
         "profile": user,
         "relationship": selectors.relationship(viewer=request.user, other=user),
-        "live_space_id": live_space_ids_by_host(host_ids=[user.pk]).get(user.pk),
     }
     return render(request, "accounts/profile.html", context)
 

@@ -131,8 +131,8 @@ async def drive(steps: list[int], workdir: Path) -> dict:
     from media import signalling
     from media.room import Room
     from media.worker import MediaWorker
-    from rooms.models import Participant, Role, Space
     from rooms.events import captions_group, event_of
+    from rooms.models import Participant, Role, Space
     from tests.media.speech import TWO_CITIES, TWO_CITIES_S, speech_wav, word_error_rate
 
     layer = get_channel_layer()

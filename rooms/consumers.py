@@ -22,14 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from accounts.realtime import user_group
-from media import signalling
-from media.worker import ensure_in_process_worker
 from rooms import commands, events, selectors
 from rooms.models import MODERATOR_ROLES
 from rooms.presence_loop import OPEN_SOCKETS, start_presence_loop
 from rooms.services import presence
 from spaces_site.errors import ServiceError
-from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, unavailable_event
+from spaces_site.outages import OUTAGE_ERRORS, unavailable_event
 from spaces_site.sockets import SteadyConsumer
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,6 @@ class SpaceConsumer(SteadyConsumer):
     participant = None
     role = None
     joined = False
-    media_open = False
 
     async def __call__(self, scope, receive, send):
         try:
@@ -130,10 +127,7 @@ class SpaceConsumer(SteadyConsumer):
         # (If the database is what failed, the row is no longer vouched for and expires.)
         await database_sync_to_async(presence.connection_close)(channel_name=self.channel_name)
         try:
-            if self.media_open:
-                await self.channel_layer.send(
-                    signalling.worker_channel(self.space_id), {"type": signalling.LEAVE, "reply_to": self.channel_name}
-                )
+            await self.gone()
         finally:
             await presence.listener_count_changed(self.space_id)
 
@@ -168,8 +162,7 @@ class SpaceConsumer(SteadyConsumer):
         if not self.bucket.take():
             await self._refuse("rate_limited", "Slow down: too many commands.", ref=ref)
             return
-        if isinstance(message, dict) and message.get("type") == signalling.OFFER:
-            await self._media_offer(message, ref)
+        if isinstance(message, dict) and await self.extra_message(message.get("type"), message, ref):
             return
         if isinstance(message, dict) and message.get("type") == "captions":
             await self._captions_display(message, ref)
@@ -187,42 +180,14 @@ class SpaceConsumer(SteadyConsumer):
             if ref is not None:
                 await self.send_json({"type": "ok", "ref": ref})
 
-    async def _media_offer(self, message: dict, ref) -> None:
-        """Pass an SDP offer to the space's media worker, which checks on its own who may send or hear."""
-        sdp, publish = message.get("sdp"), message.get("publish", False)
-        if not isinstance(sdp, str) or not isinstance(publish, bool):
-            await self._refuse("bad_field", "media.offer needs an 'sdp' string and a 'publish' boolean.", ref=ref)
-            return
-        if len(sdp) > signalling.MAX_SDP:
-            await self._refuse("bad_field", "That offer is too long.", ref=ref)
-            return
-        if settings.SPACES_MEDIA_IN_PROCESS:
-            ensure_in_process_worker()
-        elif not await self._media_worker_alive():
-            await self.send_json(
-                {
-                    "type": signalling.ERROR,
-                    "code": signalling.UNAVAILABLE,
-                    "detail": "The audio server is restarting; connecting again shortly.",
-                    "retry_after": settings.SPACES_RETRY_AFTER_S,
-                    **({"ref": ref} if ref is not None else {}),
-                }
-            )
-            return
-        self.media_open = True
-        await self.channel_layer.send(
-            signalling.worker_channel(self.space_id),
-            {
-                "type": signalling.OFFER,
-                "space_id": self.space_id,
-                "user_id": self.user.pk if self.user.is_authenticated else None,
-                "reply_to": self.channel_name,
-                "sdp": sdp,
-                "publish": publish,
-                "ref": ref,
-                "sent_at": time.time(),
-            },
-        )
+    # What the floors above add to this socket (`workflows.consumers`): messages of their own, and a goodbye.
+
+    async def extra_message(self, kind, message: dict, ref) -> bool:
+        """Handle a client message this class doesn't know; True when handled."""
+        return False
+
+    async def gone(self) -> None:
+        """The socket is gone (its presence is already closed)."""
 
     async def _captions_display(self, message: dict, ref) -> None:
         """This socket shows captions or not: a display choice of the person, not a change to the space."""
@@ -234,28 +199,6 @@ class SpaceConsumer(SteadyConsumer):
         await (self.join_group(group) if on else self.leave_group(group))
         if ref is not None:
             await self.send_json({"type": "ok", "ref": ref})
-
-    async def _media_worker_alive(self) -> bool:
-        try:
-            return await signalling.worker_alive(self.space_id)
-        except REDIS_ERRORS:
-            return False
-
-    async def media_answer(self, message):
-        await self.send_json(
-            self._with_ref(message, {"type": "media.answer", "sdp": message["sdp"], "publish": message["publish"]})
-        )
-
-    async def media_error(self, message):
-        await self.send_json(
-            self._with_ref(message, {"type": "media.error", "code": message["code"], "detail": message["detail"]})
-        )
-
-    @staticmethod
-    def _with_ref(message: dict, event: dict) -> dict:
-        if message.get("ref") is not None:
-            event["ref"] = message["ref"]
-        return event
 
     async def _refuse(self, code: str, detail: str, *, ref=None, **extra) -> None:
         self.refused += 1

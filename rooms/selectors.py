@@ -17,9 +17,8 @@ from rooms.models import (
     SpaceNumbers,
     SpaceState,
 )
+from rooms.passes import holds_pass
 from rooms.payloads import participant_payload, space_payload
-from scheduling.models import Reminder
-from ticketing.selectors import holds_paid_ticket
 
 ROLE_ORDER = Case(
     When(role=Role.HOST, then=Value(0)),
@@ -60,7 +59,7 @@ def entry_decision(*, user: User, space: Space) -> Entry:
     if Block.objects.filter(blocker_id=space.host_id, blocked=user).exists():
         return Entry(False, "blocked", "You can't join this space.")
     if space.is_ticketed and not _admitted_without_ticket(user=user, space=space):
-        if not holds_paid_ticket(user=user, space=space):
+        if not holds_pass(user=user, space=space):
             return Entry(False, "ticket_required", "This space needs a ticket.")
         return Entry(True, "ticket_holder", "Welcome, ticket holder.")
     return Entry(True, "allowed", "Welcome.")
@@ -68,7 +67,7 @@ def entry_decision(*, user: User, space: Space) -> Entry:
 
 def _admitted_without_ticket(*, user: User, space: Space) -> bool:
     """Co-hosts and invited speakers enter a ticketed space without a ticket (paid holders pass
-    `ticketing.selectors.holds_paid_ticket`, the ticket rule)."""
+    `rooms.passes.holds_pass`, the ticket rule)."""
     return Participant.objects.filter(
         Q(role__in=STAGE_ROLES) | Q(invited_at__isnull=False), space=space, user=user
     ).exists()
@@ -87,7 +86,7 @@ def replay_decision(*, user: User, space: Space) -> Entry:
     if space.is_ticketed:
         if not user.is_authenticated:
             return Entry(False, "login_required", "Log in with a ticket to hear this replay.")
-        if not _admitted_without_ticket(user=user, space=space) and not holds_paid_ticket(user=user, space=space):
+        if not _admitted_without_ticket(user=user, space=space) and not holds_pass(user=user, space=space):
             return Entry(False, "ticket_required", "This space's replay is for its ticket holders.")
     return Entry(True, "allowed", "Enjoy the replay.")
 
@@ -175,10 +174,8 @@ def live_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
 
 
 def upcoming_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
-    """Scheduled spaces, soonest first, each with `reminded` (the viewer's reminder) for its card's button."""
+    """Scheduled spaces, soonest first (the reminder buttons read the viewer's reminders once: `scheduling` tags)."""
     spaces = Space.objects.filter(state=SpaceState.SCHEDULED).select_related("host").order_by("scheduled_for")
-    if viewer.is_authenticated:
-        spaces = spaces.annotate(reminded=Exists(Reminder.objects.filter(space=OuterRef("pk"), user=viewer)))
     return list(_visible_to(viewer, spaces)[:limit])
 
 
@@ -192,7 +189,7 @@ def may_read_transcript(*, user: User, space: Space) -> bool:
     return (
         user.pk == space.host_id
         or Participant.objects.filter(space=space, user=user).exists()
-        or holds_paid_ticket(user=user, space=space)
+        or holds_pass(user=user, space=space)
     )
 
 

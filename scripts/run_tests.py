@@ -1,4 +1,4 @@
-"""The test command: lint, the migrations and OpenAPI checks, then the suite on each database.
+"""The test command: lint, the import layers, the migrations and OpenAPI checks, then the suite on each database.
 
 Pass 1 runs on the embedded defaults (SQLite, in-memory channel layer).
 Pass 2 runs on PostgreSQL + Redis when they answer (TEST_DATABASE_URL,
@@ -40,6 +40,7 @@ def main() -> int:
     checks = [
         run("ruff check", [str(BIN / "ruff"), "check", "."]),
         run("ruff format --check", [str(BIN / "ruff"), "format", "--check", "."]),
+        run("apps import downward only (pyproject.toml: tool.importlinter)", [str(BIN / "lint-imports"), "--no-cache"]),
         run(
             "migrations are up to date",
             [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],

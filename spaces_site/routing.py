@@ -3,9 +3,9 @@
 from django.urls import path
 
 from accounts.consumers import AccountConsumer
-from rooms.consumers import SpaceConsumer
+from workflows.consumers import SpaceSocket
 
 websocket_urlpatterns = [
     path("ws/me/", AccountConsumer.as_asgi()),
-    path("ws/spaces/<int:space_id>/", SpaceConsumer.as_asgi()),
+    path("ws/spaces/<int:space_id>/", SpaceSocket.as_asgi()),
 ]

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "ticketing",
     "scheduling",
     "media",
+    "workflows",
 ]
 
 MIDDLEWARE = [

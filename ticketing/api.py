@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.eligibility import ticketed_hosting_eligibility
 from rooms import selectors as rooms_selectors
 from spaces_site.api_errors import ErrorSerializer, error_responses
 from ticketing import selectors, services
+from ticketing.eligibility import ticketed_hosting_eligibility
 from ticketing.errors import NotTicketed
 from ticketing.payloads import offer_payload, sales_payload, ticket_payload
 from ticketing.serializers import (
@@ -28,12 +28,12 @@ from ticketing.serializers import (
 UNAVAILABLE = {503: OpenApiResponse(ErrorSerializer, description="Stripe is not set up or did not answer")}
 
 
-def checkout_urls(request: Request, space) -> dict:
+def checkout_urls(request: Request, space_id: int) -> dict:
     """Where Stripe sends the buyer back: our success page (with the session id Stripe fills in) or the space."""
     success = request.build_absolute_uri(reverse("ticket-checkout-success"))
     return {
         "success_url": f"{success}?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": request.build_absolute_uri(space.get_absolute_url()),
+        "cancel_url": request.build_absolute_uri(reverse("space", kwargs={"space_id": space_id})),
     }
 
 
@@ -118,8 +118,8 @@ class SpaceTicketBuyApi(APIView):
         },
     )
     def post(self, request: Request, space_id: int) -> Response:
-        space = rooms_selectors.space_get(space_id=space_id)
-        start = services.checkout_start(buyer=request.user, space_id=space.pk, **checkout_urls(request, space))
+        # No read of the space first: `checkout_start` answers 404 for a space that doesn't exist.
+        start = services.checkout_start(buyer=request.user, space_id=space_id, **checkout_urls(request, space_id))
         body = {"created": start.created, "checkout_url": start.checkout_url, "ticket": ticket_payload(start.ticket)}
         return Response(body, status=status.HTTP_201_CREATED if start.created else status.HTTP_200_OK)
 

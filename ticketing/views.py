@@ -10,12 +10,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.eligibility import ticketed_hosting_eligibility
 from rooms import selectors as rooms_selectors
 from rooms.errors import SpaceNotFound
 from spaces_site.errors import ServiceError
 from ticketing import selectors, services
 from ticketing.api import checkout_urls, onboarding_urls
+from ticketing.eligibility import ticketed_hosting_eligibility
 from ticketing.forms import OfferForm
 from ticketing.models import TicketState
 
@@ -26,7 +26,7 @@ def ticket_buy(request: HttpRequest, space_id: int) -> HttpResponse:
     """The space page's Buy button: off to Stripe Checkout (or back, told why not)."""
     try:
         space = rooms_selectors.space_get(space_id=space_id)
-        start = services.checkout_start(buyer=request.user, space_id=space.pk, **checkout_urls(request, space))
+        start = services.checkout_start(buyer=request.user, space_id=space.pk, **checkout_urls(request, space.pk))
     except SpaceNotFound as error:
         raise Http404(error.detail) from error
     except ServiceError as error:

@@ -9,12 +9,10 @@ from django.utils import timezone
 from accounts.eligibility import ensure_may_host
 from accounts.models import User
 from accounts.services import audit_record
-from rooms import events, lock_objects, permissions
+from rooms import events, lock_objects, permissions, signals
 from rooms.errors import ActionNotAllowed, AlreadyLive, InvalidSpace, WrongState
 from rooms.models import TITLE_MAX, TOPIC_MAX_LENGTH, TOPICS_MAX, Participant, Role, Space, SpaceState, SpeakPolicy
 from rooms.services.numbers import numbers_stage_joined
-from scheduling import services as scheduling
-from ticketing.services import space_tickets_close
 
 
 def _clean_title(title: str) -> str:
@@ -111,7 +109,7 @@ def space_create(
         else:
             _go_live(space)
             audit_record(actor=host, action="rooms.space.started", subject=space)
-            scheduling.space_went_live(space=space)  # followers hear, after commit
+            signals.space_went_live.send(Space, space=space, actor=host)
     return space
 
 
@@ -126,7 +124,7 @@ def space_start(*, actor: User, space_id: int) -> Space:
             raise WrongState(f"This space is {space.state}; only a scheduled space can start.")
         _go_live(space)
         audit_record(actor=actor, action="rooms.space.started", subject=space)
-        scheduling.space_went_live(space=space)  # reminder holders and followers hear, after commit
+        signals.space_went_live.send(Space, space=space, actor=actor)
         events.emit(events.space_updated(space), events.PUBLIC)
     return space
 
@@ -148,9 +146,7 @@ def space_end(*, actor: User | None, space_id: int, reason: str = "host") -> Spa
             left_at=space.ended_at, hand_raised_at=None, invited_at=None
         )
         audit_record(actor=actor, action="rooms.space.ended", subject=space, reason=space.end_reason)
-        if space.is_ticketed:
-            # Open checkouts close; paid tickets are refunded only if the space never went live.
-            space_tickets_close(space=space, actor=actor, refund=space.started_at is None)
+        signals.space_ended.send(Space, space=space, actor=actor)
         events.emit(events.space_ended(space, space.end_reason), events.PUBLIC)
     return space
 
@@ -168,10 +164,7 @@ def space_cancel(*, actor: User | None, space_id: int) -> Space:
         space.end_reason = "cancelled"
         space.save(update_fields=["state", "ended_at", "end_reason"])
         audit_record(actor=actor, action="rooms.space.cancelled", subject=space)
-        scheduling.space_cancelled(space=space)  # reminder holders hear, after commit
-        if space.is_ticketed:
-            # Every paid ticket is refunded: one Celery task per refund, queued after commit.
-            space_tickets_close(space=space, actor=actor, refund=True)
+        signals.space_cancelled.send(Space, space=space, actor=actor)
         events.emit(events.space_ended(space, "cancelled"), events.PUBLIC)
     return space
 
@@ -199,7 +192,7 @@ def space_reschedule(*, actor: User, space_id: int, scheduled_for: datetime) -> 
             previous=previous.isoformat() if previous else None,
             scheduled_for=scheduled_for.isoformat(),
         )
-        scheduling.space_rescheduled(space=space)  # reminder holders hear; lead reminders move
+        signals.space_rescheduled.send(Space, space=space, actor=actor)
         events.emit(events.space_updated(space), events.PUBLIC)
     return space
 

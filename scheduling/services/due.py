@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from rooms.errors import WrongState
 from rooms.models import Space, SpaceState
+from rooms.services import space_cancel
 from scheduling import tasks
 from scheduling.services.announcements import announcements_to_plan, lead_announcements_create
 from scheduling.services.deliveries import claims_sweep, deliveries_requeue
@@ -50,11 +51,8 @@ def spaces_grace_cancel(*, now: datetime) -> int:
     """Cancel scheduled spaces not started SPACES_SCHEDULE_GRACE_H hours after their time.
 
     Through `rooms.services.space_cancel` with no actor (the system), so the
-    refunds and the notices follow the same path as a host's cancellation.
+    refunds and the notices follow the same path as a host's cancellation (`workflows.spaces`).
     """
-    # rooms.services imports this package for its hooks; import it when first needed.
-    from rooms.services import space_cancel
-
     cutoff = now - timedelta(hours=settings.SPACES_SCHEDULE_GRACE_H)
     overdue = list(
         Space.objects.filter(state=SpaceState.SCHEDULED, scheduled_for__lt=cutoff)

@@ -9,7 +9,7 @@ register = template.Library()
 
 
 def _reminded(request: HttpRequest, space) -> bool:
-    """Has the viewer a reminder for `space`? From the list's annotation (`rooms.selectors.upcoming_spaces`)
+    """Has the viewer a reminder for `space`? From the list's annotation
     when it has one; otherwise the viewer's reminders, read once per request however many cards there are."""
     if hasattr(space, "reminded"):
         return space.reminded

@@ -200,7 +200,7 @@ def test_a_space_that_cannot_be_cancelled_does_not_hold_up_the_others_or_the_rem
     # when: due work runs when both are past their grace period and the third space's lead time has come
     with (
         time_machine.travel(lead_time(upcoming), tick=False),
-        mock.patch("rooms.services.space_cancel", side_effect=failing_for_stuck),
+        mock.patch("scheduling.services.due.space_cancel", side_effect=failing_for_stuck),
     ):
         result = due()
 

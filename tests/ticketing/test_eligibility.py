@@ -3,10 +3,10 @@ the 403 says which fail, with the figures."""
 
 import pytest
 
-from accounts.eligibility import ensure_may_sell_tickets, ticketed_hosting_eligibility
 from accounts.errors import HostingNotEligible
 from tests.factories import UserFactory
 from tests.ticketing.scene import hosted_before, make_seller, onboard
+from ticketing.eligibility import ensure_may_sell_tickets, ticketed_hosting_eligibility
 
 pytestmark = pytest.mark.django_db
 

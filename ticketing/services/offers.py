@@ -3,13 +3,13 @@
 from django.conf import settings
 from django.db import transaction
 
-from accounts.eligibility import ensure_may_sell_tickets
 from accounts.models import User
 from accounts.services import audit_record
 from rooms import lock_objects as rooms_locks
 from rooms.models import Space, SpaceState
 from spaces_site.errors import NotAllowed
 from ticketing import lock_objects, selectors
+from ticketing.eligibility import ensure_may_sell_tickets
 from ticketing.errors import InvalidOffer, OfferLocked, SalesClosed
 from ticketing.models import CreatorAccount, TicketOffer
 

@@ -2,9 +2,9 @@
 
 from django import template
 
-from accounts.eligibility import ticketed_hosting_eligibility
 from rooms.models import SpaceState
 from ticketing import selectors
+from ticketing.eligibility import ticketed_hosting_eligibility
 from ticketing.forms import OfferForm
 
 register = template.Library()

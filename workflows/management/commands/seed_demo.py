@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Follow, User
 from accounts.services import follow_counts_recount
+from rooms.services import space_create
 
 DEMO_PASSWORD = "spaces-demo-2026"
 ADMIN_PASSWORD = "spaces-admin-2026"
@@ -75,9 +76,6 @@ class Command(BaseCommand):
         self._seed_spaces({user.username: user for user in User.objects.filter(username__in=named)})
 
     def _seed_spaces(self, named: dict[str, User]) -> None:
-        # Imported here: accounts does not depend on rooms, only this demo does.
-        from rooms.services import space_create
-
         space_create(host=named["maya"], title="Friday design crit", topics=["design", "ux"])
         space_create(
             host=named["leo"],

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class WorkflowsConfig(AppConfig):
+    """The top floor: what spans rooms, ticketing, scheduling and media, wired when the site loads."""
+
+    name = "workflows"
+
+    def ready(self) -> None:
+        from rooms.passes import passes_checked_by
+        from ticketing.selectors import holds_paid_ticket
+        from workflows import spaces  # noqa: F401  (connects the reactions to rooms' signals)
+
+        passes_checked_by(holds_paid_ticket)
