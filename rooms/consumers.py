@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.realtime import user_group
 from rooms import commands, events, selectors
-from rooms.models import MODERATOR_ROLES
+from rooms.models import is_moderator
 from rooms.presence_loop import OPEN_SOCKETS, start_presence_loop
 from rooms.services import presence
 from spaces_site.errors import ServiceError
@@ -225,7 +225,7 @@ class SpaceConsumer(SteadyConsumer):
         await self.send(text_data=message["text"])
         if kind == "participant.updated" and about_me:
             role = events.event_of(message)["participant"]["role"]
-            became_moderator = role in MODERATOR_ROLES and self.role not in MODERATOR_ROLES
+            became_moderator = is_moderator(role) and not is_moderator(self.role)
             await self._moderators_group(role)
             self.role = role
             if became_moderator:
@@ -236,9 +236,9 @@ class SpaceConsumer(SteadyConsumer):
     async def _moderators_group(self, role) -> None:
         """In the moderators' group exactly while this socket's person hosts or co-hosts."""
         group = events.moderators_group(self.space_id)
-        if role in MODERATOR_ROLES and group not in self.joined_groups:
+        if is_moderator(role) and group not in self.joined_groups:
             await self.join_group(group)
-        elif role not in MODERATOR_ROLES and group in self.joined_groups:
+        elif not is_moderator(role) and group in self.joined_groups:
             await self.leave_group(group)
 
     @database_sync_to_async

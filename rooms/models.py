@@ -33,6 +33,11 @@ STAGE_ROLES = (Role.HOST, Role.COHOST, Role.SPEAKER)
 MODERATOR_ROLES = (Role.HOST, Role.COHOST)
 
 
+def is_moderator(role: str | None) -> bool:
+    """The host and co-hosts moderate: they see hands and invites and run the stage."""
+    return role in MODERATOR_ROLES
+
+
 class Space(models.Model):
     """A live audio conversation. `host` is whoever hosts now; hosting can be handed over."""
 

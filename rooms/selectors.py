@@ -16,6 +16,7 @@ from rooms.models import (
     SpaceBlock,
     SpaceNumbers,
     SpaceState,
+    is_moderator,
 )
 from rooms.passes import holds_pass
 from rooms.payloads import participant_payload, space_payload
@@ -127,6 +128,16 @@ def hand_queue_of(*, space: Space) -> list[Participant]:
     )
 
 
+def next_host(*, space_id: int) -> Participant | None:
+    """Who takes over from a host who leaves or is gone: the co-host present longest in the space."""
+    return (
+        Participant.objects.filter(space_id=space_id, role=Role.COHOST, absent_since__isnull=True)
+        .select_related("user")
+        .order_by("joined_at", "pk")
+        .first()
+    )
+
+
 def listener_count(*, space_id: int) -> int:
     """Everyone connected: each signed-in person once, each anonymous socket once."""
     counts = Connection.objects.filter(space_id=space_id).aggregate(
@@ -146,7 +157,7 @@ def space_snapshot(*, space: Space, participant: Participant | None) -> dict:
         "you": participant_payload(participant) if participant else None,
         "listener_count": listener_count(space_id=space.pk),
     }
-    if role in (Role.HOST, Role.COHOST):
+    if is_moderator(role):
         snapshot["hands"] = [participant_payload(p, present=p.present) for p in hand_queue_of(space=space)]
     return snapshot
 

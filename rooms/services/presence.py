@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.realtime import user_group
-from rooms import events, selectors
+from accounts.services import audit_record
+from rooms import events, lock_objects, selectors
 from rooms.errors import WrongState
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
 from rooms.services.lifecycle import space_end
@@ -220,23 +221,28 @@ def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> d
         role=Role.LISTENER, absent_since__lt=grace_before, hand_raised_at__isnull=False
     ):
         with transaction.atomic():
-            locked = Participant.objects.select_for_update().select_related("user").get(pk=participant.pk)
-            if locked.absent_since is None or locked.absent_since >= grace_before:
+            space = lock_objects.space_for_update(participant.space_id)
+            locked = lock_objects.participants_for_update(space.pk, [participant.user_id]).first()
+            if (
+                locked is None
+                or locked.role == Role.HOST
+                or not locked.absent_since
+                or locked.absent_since >= grace_before
+            ):
                 continue
+            role = locked.role
             locked.role = Role.LISTENER
             locked.muted = True
             locked.hand_raised_at = None
             locked.save(update_fields=["role", "muted", "hand_raised_at"])
+            audit_record(
+                actor=None, action="rooms.stage.absent_moved", subject=space, user=locked.user.username, role=role
+            )
             _presence_changed(locked, present=False)
         report["moved_to_audience"] += 1
 
     for host in live.filter(role=Role.HOST, absent_since__lt=host_before):
-        successor = (
-            Participant.objects.filter(space_id=host.space_id, role=Role.COHOST, absent_since__isnull=True)
-            .select_related("user")
-            .order_by("joined_at")
-            .first()
-        )
+        successor = selectors.next_host(space_id=host.space_id)
         try:
             if successor is not None:
                 host_transfer(actor=None, space_id=host.space_id, target=successor.user)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Follow, User
 from accounts.services import audit_record
-from rooms import events, lock_objects, permissions
+from rooms import events, lock_objects, permissions, selectors
 from rooms.errors import (
     ActionNotAllowed,
     AlreadyLive,
@@ -23,7 +23,7 @@ from rooms.errors import (
     StageFull,
     WrongState,
 )
-from rooms.models import STAGE_ROLES, Participant, Role, Space, SpaceBlock, SpaceState, SpeakPolicy
+from rooms.models import STAGE_ROLES, Participant, Role, Space, SpaceBlock, SpaceState, SpeakPolicy, is_moderator
 from rooms.services.numbers import numbers_add, numbers_stage_joined
 
 REACTIONS = ("👏", "❤️", "😂", "💯", "🔥", "🙌", "👍", "😮", "🎉", "🤔")
@@ -36,15 +36,19 @@ class Scene:
     space: Space
     actor: Participant | None
     target: Participant | None
+    locked: dict[int, Participant]  # every participant locked, by user id
 
 
-def _lock(space_id: int, actor: User, target: User | None = None) -> Scene:
+def _lock(space_id: int, actor: User | None, target: User | None = None, *, also: tuple[int, ...] = ()) -> Scene:
+    """Lock the space, then the actor's, the target's (and `also` these users') participants by pk.
+    `actor=None`: the system acts."""
     space = lock_objects.space_for_update(space_id)
     if space.state != SpaceState.LIVE:
         raise WrongState(f"This space is {space.state}, not live.")
-    user_ids = [actor.pk] if target is None else [actor.pk, target.pk]
+    user_ids = [user.pk for user in (actor, target) if user is not None] + list(also)
     found = {p.user_id: p for p in lock_objects.participants_for_update(space_id, user_ids)}
-    actor_part = found.get(actor.pk)
+    scene = Scene(space, None, None, found)
+    actor_part = found.get(actor.pk) if actor is not None else None
     if actor_part is not None and actor_part.left_at is not None:
         actor_part = None
     target_part = None
@@ -52,7 +56,8 @@ def _lock(space_id: int, actor: User, target: User | None = None) -> Scene:
         target_part = found.get(target.pk)
         if target_part is None or target_part.left_at is not None:
             raise ParticipantNotFound(f"@{target.username} is not in this space.")
-    return Scene(space, actor_part, target_part)
+    scene.actor, scene.target = actor_part, target_part
+    return scene
 
 
 def _role(participant: Participant | None) -> Role | None:
@@ -139,6 +144,7 @@ def hand_approve(*, actor: User, space_id: int, target: User) -> Participant:
             raise WrongState(f"@{target.username} has not asked to speak.")
         _ensure_stage_seat(scene.space)
         _to_stage(participant, Role.SPEAKER)
+        audit_record(actor=actor, action="rooms.hand.approved", subject=scene.space, user=target.username)
         _updated(participant)
     return participant
 
@@ -153,6 +159,7 @@ def hand_deny(*, actor: User, space_id: int, target: User) -> Participant:
             raise WrongState(f"@{target.username} has not asked to speak.")
         participant.hand_raised_at = None
         participant.save(update_fields=["hand_raised_at"])
+        audit_record(actor=actor, action="rooms.hand.denied", subject=scene.space, user=target.username)
         _updated(participant, audience=events.moderators_and(target.pk))
     return participant
 
@@ -209,6 +216,7 @@ def speaker_move_to_audience(*, actor: User, space_id: int, target: User) -> Par
             raise WrongState(f"@{target.username} is not on stage.")
         permissions.check("speaker.move_to_audience", _role(scene.actor), _role(scene.target))
         _to_audience(scene.target)
+        audit_record(actor=actor, action="rooms.speaker.moved_to_audience", subject=scene.space, user=target.username)
         _updated(scene.target)
     return scene.target
 
@@ -223,6 +231,7 @@ def speaker_mute(*, actor: User, space_id: int, target: User) -> Participant:
         if not scene.target.muted:
             scene.target.muted = True
             scene.target.save(update_fields=["muted"])
+            audit_record(actor=actor, action="rooms.speaker.muted", subject=scene.space, user=target.username)
             _updated(scene.target)
     return scene.target
 
@@ -251,7 +260,7 @@ def cohost_add(*, actor: User, space_id: int, target: User) -> Participant:
         scene = _lock(space_id, actor, target)
         permissions.check("cohost.add", _role(scene.actor))
         participant = scene.target
-        if participant.role in (Role.HOST, Role.COHOST):
+        if is_moderator(participant.role):
             raise WrongState(f"@{target.username} is already {permissions.ROLE_NAMES[Role(participant.role)]}.")
         cohosts = Participant.objects.filter(space=scene.space, role=Role.COHOST).count()
         if cohosts >= settings.SPACES_COHOSTS_MAX:
@@ -287,14 +296,16 @@ def host_transfer(*, actor: User | None, space_id: int, target: User) -> Partici
     `actor=None` is the system handing over for a host who has gone.
     """
     with transaction.atomic():
-        space = lock_objects.space_for_update(space_id)
-        old_host_id = space.host_id
-        scene = _lock(space_id, actor or space.host, target)
+        old_host_id = Space.objects.values_list("host_id", flat=True).get(pk=space_id)
+        scene = _lock(space_id, actor, target, also=(old_host_id,))
+        space = scene.space
+        if space.host_id != old_host_id:
+            raise WrongState("Hosting changed hands meanwhile; try again.")
         if actor is not None:
             permissions.check("host.transfer", _role(scene.actor))
         if scene.target.role != Role.COHOST:
             raise WrongState(f"Hosting goes to a co-host; @{target.username} is not one.")
-        old_host = Participant.objects.select_for_update().get(space=space, user_id=old_host_id)
+        old_host = scene.locked[old_host_id]
         old_host.role = Role.COHOST
         old_host.save(update_fields=["role"])
         scene.target.role = Role.HOST
@@ -340,12 +351,7 @@ def stage_leave(*, actor: User, space_id: int) -> Participant:
         scene = _lock(space_id, actor)
         permissions.check("stage.leave", _role(scene.actor))
         if _role(scene.actor) == Role.HOST:
-            successor = (
-                Participant.objects.filter(space=scene.space, role=Role.COHOST, absent_since__isnull=True)
-                .select_related("user")
-                .order_by("joined_at", "pk")
-                .first()
-            )
+            successor = selectors.next_host(space_id=space_id)
             if successor is None:
                 raise ActionNotAllowed(
                     "The host stays on stage until a co-host is there to take over, or ends the space."
