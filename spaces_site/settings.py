@@ -168,7 +168,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process's layer whose broadcasts cost O(recipients) (channels' own costs O(N²)).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "spaces_site.channel_layer.LocalChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: a real broker when Redis is configured; otherwise tasks run in-process.
