@@ -26,11 +26,12 @@ line is one JSON object with the figures and the goals they are held against.
 Client and server share the machine's cores.
 
 `--web-concurrency K` lets daphne run at most K requests' Django code at once
-(the rest wait in line, as behind pgbouncer or a connection pool): Django's
-ASGI handler runs each request's ORM work on a thread of its own, so one
-daphne given 300 simultaneous requests opens 300 PostgreSQL connections, and
-those past `max_connections` (100 here) fail with 500. `--web-concurrency 0`
-runs without the bound to show it.
+(the rest wait in line in the bench's wrapper, before Django); `--web-concurrency 0`
+runs without the bound: all 300 requests enter Django at once. Django's ASGI
+handler runs each request's ORM work on a thread of its own; the site's
+PostgreSQL connection pool (`DATABASE_POOL_MAX_SIZE`, 20 per process) makes
+the requests past it wait for a connection, where without the pool they
+opened one each and those past `max_connections` (100 here) failed with 500.
 """
 
 import argparse

@@ -115,8 +115,42 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for the write lock instead of failing at once when two requests write.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        # Wait up to this long for the write lock instead of failing when two requests write.
+        timeout=env_int("SQLITE_TIMEOUT_S", 20),
+        # Take the write lock when a transaction begins: a DEFERRED one that reads first and
+        # writes later fails at once with "database is locked" if another writer got in
+        # between, whatever the timeout.
+        transaction_mode="IMMEDIATE",
+        # WAL: readers don't wait for the writer nor it for them (it stays in the file, and is
+        # harmless on an in-memory database); NORMAL is the safe fsync level for WAL.
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 20) > 0:
+    # psycopg's connection pool, one per process: a request (or socket call) borrows a
+    # connection for as long as it works with the database and gives it back at its end, so
+    # a burst of requests waits in line for one of DATABASE_POOL_MAX_SIZE connections (up to
+    # DATABASE_POOL_TIMEOUT_S, then 503) instead of opening one each past PostgreSQL's
+    # `max_connections`. Size it so that web processes x max size (plus the Celery workers
+    # and media workers) stays below `max_connections`. DATABASE_POOL_MAX_SIZE=0 turns it off.
+    # A pool replaces persistent connections: DATABASE_CONN_MAX_AGE must stay 0 with it.
+    if DATABASES["default"]["CONN_MAX_AGE"] != 0:
+        raise ImproperlyConfigured(
+            "DATABASE_CONN_MAX_AGE must be 0 with the connection pool (DATABASE_POOL_MAX_SIZE > 0): "
+            "set DATABASE_POOL_MAX_SIZE=0 to use persistent connections instead."
+        )
+    # Django's backend, whose pool fails at once while PostgreSQL is down instead of making
+    # each request wait the whole timeout for its 503 (spaces_site/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "spaces_site.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT_S", 30),
+        # A lost server is tried again for this long, then the next request that waits starts
+        # a fresh attempt: the pool reconnects within about this long of the server's return.
+        "reconnect_timeout": env_int("DATABASE_POOL_RECONNECT_S", 1),
+        "name": "default",
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

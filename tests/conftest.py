@@ -30,6 +30,8 @@ def pytest_collection_modifyitems(config, items):
     leave_out = {}
     if connection.vendor != "postgresql":
         leave_out["postgres"] = "needs PostgreSQL (set DATABASE_URL)"
+    if connection.vendor != "sqlite":
+        leave_out["sqlite"] = "about the embedded default, SQLite"
     if not settings.REDIS_URL:
         leave_out["redis"] = "needs Redis (set REDIS_URL)"
     if not shutil.which(CHROMIUM):

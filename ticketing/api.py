@@ -1,6 +1,8 @@
 """REST endpoints for ticketing: ticketed-hosting eligibility, Stripe onboarding, a space's
 offer, buying, my tickets and a creator's sales. Stripe's webhook is a plain view (`views.stripe_webhook`)."""
 
+import threading
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
@@ -28,12 +30,20 @@ from ticketing.serializers import (
 UNAVAILABLE = {503: OpenApiResponse(ErrorSerializer, description="Stripe is not set up or did not answer")}
 
 
+# Django builds its map for reverse() on the first call in a process. When that first call comes
+# from a rush of buyers, each of their threads builds a map of its own at the same time (seconds of
+# CPU on two cores, measured with bench/ticket_rush.py); one at a time, only the first builds it.
+# A reverse() holds the GIL throughout anyway, so taking turns costs nothing afterwards.
+_reverse_in_turn = threading.Lock()
+
+
 def checkout_urls(request: Request, space_id: int) -> dict:
     """Where Stripe sends the buyer back: our success page (with the session id Stripe fills in) or the space."""
-    success = request.build_absolute_uri(reverse("ticket-checkout-success"))
+    with _reverse_in_turn:
+        success, space = reverse("ticket-checkout-success"), reverse("space", kwargs={"space_id": space_id})
     return {
-        "success_url": f"{success}?session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": request.build_absolute_uri(reverse("space", kwargs={"space_id": space_id})),
+        "success_url": f"{request.build_absolute_uri(success)}?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": request.build_absolute_uri(space),
     }
 
 

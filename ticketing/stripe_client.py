@@ -8,6 +8,7 @@ read exactly as Stripe documents them.
 
 import functools
 
+import requests
 import stripe
 from django.conf import settings
 
@@ -29,14 +30,25 @@ def stripe_client() -> stripe.StripeClient:
     )
 
 
+# Connections to Stripe kept open for reuse; more can be open at once (each then closed after use).
+HTTP_POOL_SIZE = 32
+
+
 @functools.lru_cache(maxsize=8)
 def _client(api_key: str, api_base: str, timeout: int, retries: int) -> stripe.StripeClient:
-    # One client per configuration, shared by threads: its HTTP client keeps a session per thread.
+    # One client per configuration, shared by threads, with one HTTP session for all of them.
+    # Left to itself the library makes a session per thread, and Django runs each request on a
+    # thread of its own, so every call to Stripe would open a new connection (a TLS handshake
+    # in production) and load the CA bundle again. The session's connection pool is thread-safe.
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=stripe.RequestsClient(timeout=timeout, session=session),
     )
 
 

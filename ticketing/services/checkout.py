@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Block, User
@@ -32,7 +33,7 @@ from ticketing.errors import (
     TicketWrongState,
 )
 from ticketing.fees import application_fee_minor
-from ticketing.models import Ticket, TicketState
+from ticketing.models import SEAT_TAKING_STATES, Ticket, TicketOffer, TicketState
 from ticketing.services.refunds import refund_request
 from ticketing.stripe_client import metadata_of, stripe_client
 
@@ -62,17 +63,20 @@ def checkout_start(*, buyer: User, space_id: int, success_url: str, cancel_url: 
     (409) once the space is live, `PaymentsUnavailable` (503) when Stripe
     can't be reached (the seat is given back).
     """
+    _sold_out_check(buyer=buyer, space_id=space_id)
     client = stripe_client()  # before holding anything: no Stripe, no hold
-    ticket, created = _seat_hold(buyer=buyer, space_id=space_id)
+    ticket, created, seller_account_id = _seat_hold(buyer=buyer, space_id=space_id)
     if ticket.state == TicketState.PAID or ticket.checkout_url:
         return CheckoutStart(ticket, created=False)
 
     # A new hold, or one whose checkout another request of this buyer is opening right now: the
     # parameters are a function of the ticket, so the same idempotency key gets the same session.
+    params = _session_params(
+        ticket, success_url=success_url, cancel_url=cancel_url, seller_account_id=seller_account_id
+    )
     try:
         session = client.v1.checkout.sessions.create(
-            params=_session_params(ticket, success_url=success_url, cancel_url=cancel_url),
-            options={"idempotency_key": ticket.checkout_idempotency_key},
+            params=params, options={"idempotency_key": ticket.checkout_idempotency_key}
         )
     except stripe.StripeError as error:
         log.warning("Checkout for ticket %s failed: %s", ticket.pk, error)
@@ -82,28 +86,52 @@ def checkout_start(*, buyer: User, space_id: int, success_url: str, cancel_url: 
             "We couldn't reach our payment provider, so nothing was charged and no seat is held. "
             "Please try again in a moment."
         ) from error
-    return CheckoutStart(_checkout_attach(ticket_id=ticket.pk, session_id=session.id, url=session.url), created)
+    return CheckoutStart(_checkout_attach(ticket=ticket, session_id=session.id, url=session.url), created)
 
 
-def _sold_out(offer, taken: int) -> SoldOut:
+def _sold_out(cap: int, taken: int) -> SoldOut:
     return SoldOut(
-        f"Sold out: all {offer.cap} seats are sold or held by buyers paying right now. "
+        f"Sold out: all {cap} seats are sold or held by buyers paying right now. "
         "A held seat comes back if its checkout expires.",
-        cap=offer.cap,
+        cap=cap,
         seats_taken=taken,
     )
 
 
-def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
-    """Under the offer's lock: the buyer's live ticket, or a new held one if a seat is free."""
-    # Without the lock first: in a rush most buyers find the space full, and they are told
-    # so without queueing on the lock behind the buyers who do get a seat. Only the count
-    # taken under the lock may give a seat away.
-    offer = selectors.offer_of(space_id=space_id)
-    if offer is not None and selectors.live_ticket_of(space_id=space_id, user=buyer) is None:
-        taken = selectors.seats_taken(space_id=space_id)
-        if taken >= offer.cap:
-            raise _sold_out(offer, taken)
+def _sold_out_check(*, buyer: User, space_id: int) -> None:
+    """Without the lock, in one query: `SoldOut` when the space is full and `buyer` holds no seat.
+
+    In a rush most buyers find the space full, and they are told so without queueing on the
+    lock behind the buyers who do get a seat. Only the count taken under the lock (in
+    `_seat_hold`) may give a seat away; this one may only turn a buyer away early.
+    """
+    # Every buyer of a rush runs this: plain SQL, as building it with the ORM cost several
+    # times the query itself (the same statement on SQLite and PostgreSQL).
+    held, paid = (state.value for state in SEAT_TAKING_STATES)
+    with connection.cursor() as cursor:
+        cursor.execute(_SOLD_OUT_SQL, [held, paid, buyer.pk, held, paid, space_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise TicketNotFound(f"No space with id {space_id}.", code="space_not_found")
+    cap, taken, mine = row
+    if cap is not None and not mine and taken >= cap:
+        raise _sold_out(cap, taken)
+
+
+# Table names from the models; every value is a parameter.
+_SOLD_OUT_SQL = f"""
+    SELECT o.cap,
+           (SELECT COUNT(*) FROM {Ticket._meta.db_table} t WHERE t.space_id = s.id AND t.state IN (%s, %s)),
+           EXISTS (SELECT 1 FROM {Ticket._meta.db_table} t
+                   WHERE t.space_id = s.id AND t.buyer_id = %s AND t.state IN (%s, %s))
+    FROM {Space._meta.db_table} s LEFT JOIN {TicketOffer._meta.db_table} o ON o.space_id = s.id
+    WHERE s.id = %s
+"""
+
+
+def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, str | None]:
+    """Under the offer's lock: the buyer's live ticket, or a new held one if a seat is free; with the
+    seller's Stripe account when the hold is new (None for a ticket from before)."""
     with transaction.atomic():
         offer = lock_objects.offer_for_update(space_id)
         if offer is None:
@@ -112,13 +140,20 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
             raise NotTicketed("This space doesn't sell tickets.")
         existing = selectors.live_ticket_of(space_id=space_id, user=buyer)
         if existing is not None:
-            return existing, False
+            return existing, False, None
         # Read after the lock is ours: a cancellation takes the same lock, so this state is current.
-        space = Space.objects.select_related("host").get(pk=space_id)
+        space = (
+            Space.objects.select_related("host")
+            .annotate(
+                buyer_blocked=Exists(Block.objects.filter(blocker_id=OuterRef("host_id"), blocked_id=buyer.pk)),
+                buyer_removed=Exists(SpaceBlock.objects.filter(space_id=OuterRef("pk"), user_id=buyer.pk)),
+            )
+            .get(pk=space_id)
+        )
         _ensure_may_buy(space=space, buyer=buyer, seller_user_id=offer.seller.user_id)
         taken = selectors.seats_taken(space_id=space_id)
         if taken >= offer.cap:
-            raise _sold_out(offer, taken)
+            raise _sold_out(offer.cap, taken)
         seller = lock_objects.creator_account_for_update(offer.seller_id)
         if not seller.charges_enabled:
             raise SalesClosed("The host can't take payments right now, so tickets are not on sale.", code="seller")
@@ -148,7 +183,7 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
             existing = selectors.live_ticket_of(space_id=space_id, user=buyer)
             if existing is None:
                 raise
-            return existing, False
+            return existing, False, None
         audit_record(
             actor=buyer,
             action="ticketing.ticket.held",
@@ -159,26 +194,27 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool]:
             seats_taken=taken + 1,
             cap=offer.cap,
         )
-    return ticket, True
+    return ticket, True, seller.stripe_account_id
 
 
 def _ensure_may_buy(*, space: Space, buyer: User, seller_user_id: int) -> None:
+    """`space` carries `buyer_blocked` (the host blocked the buyer) and `buyer_removed` (removed from it)."""
     if space.state == SpaceState.CANCELLED:
         raise SalesClosed("This space was cancelled; its tickets are no longer sold.")
     if space.state != SpaceState.SCHEDULED:
         raise SalesClosed(f"Ticket sales ended when the space went live; it is {space.state} now.")
     if buyer.pk in (space.host_id, seller_user_id):
         raise BuyNotAllowed("You host this space: you don't need a ticket.")
-    if Block.objects.filter(blocker_id=space.host_id, blocked_id=buyer.pk).exists():
+    if space.buyer_blocked:
         raise BuyNotAllowed("You can't buy a ticket to this space.")
-    if SpaceBlock.objects.filter(space=space, user=buyer).exists():
+    if space.buyer_removed:
         raise BuyNotAllowed("You were removed from this space and can't buy a ticket.")
 
 
-def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str) -> dict:
+def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str, seller_account_id: str | None = None) -> dict:
     """The Checkout Session for one ticket: a destination charge to the seller with the platform's fee."""
     space = ticket.space
-    seller = space.ticket_offer.seller
+    seller_account_id = seller_account_id or space.ticket_offer.seller.stripe_account_id
     ids = {"ticket_id": str(ticket.pk), "space_id": str(space.pk), "buyer_id": str(ticket.buyer_id)}
     params = {
         "mode": "payment",
@@ -196,7 +232,7 @@ def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str) -> dic
         ],
         "payment_intent_data": {
             "application_fee_amount": ticket.application_fee_minor,
-            "transfer_data": {"destination": seller.stripe_account_id},
+            "transfer_data": {"destination": seller_account_id},
             "description": f"Ticket {ticket.pk} to space {space.pk}",
             "metadata": ids,
         },
@@ -211,9 +247,17 @@ def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str) -> dic
     return params
 
 
-def _checkout_attach(*, ticket_id: int, session_id: str, url: str) -> Ticket:
+def _checkout_attach(*, ticket: Ticket, session_id: str, url: str) -> Ticket:
+    # Nearly always the hold is still held with no session yet: one conditional UPDATE, and the
+    # ticket in hand is then exactly what the row says. Otherwise the row decides, under its lock.
+    attached = Ticket.objects.filter(pk=ticket.pk, state=TicketState.HELD, checkout_session_id__isnull=True).update(
+        checkout_session_id=session_id, checkout_url=url
+    )
+    if attached:
+        ticket.state, ticket.checkout_session_id, ticket.checkout_url = TicketState.HELD, session_id, url
+        return ticket
     with transaction.atomic():
-        ticket = lock_objects.ticket_for_update(ticket_id)
+        ticket = lock_objects.ticket_for_update(ticket.pk)
         if ticket.state not in (TicketState.HELD, TicketState.PAID):
             raise TicketWrongState("That checkout was closed before it opened. Please try again.")
         if ticket.checkout_session_id and ticket.checkout_session_id != session_id:
