@@ -1,16 +1,22 @@
 """ASGI entry point: Django for HTTP, Channels for websockets, both under daphne."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
 
+# Allocations before a young collection, young collections before a middle one, middle ones before
+# a full pass (CPython's defaults: 700, 10, 10).
+GC_YOUNG, GC_MIDDLE, GC_FULL = 10_000, 10, 100
+
 # Django must be set up before anything imports models (the consumers do).
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from scheduling import ticker  # noqa: E402
 from spaces_site.routing import websocket_urlpatterns  # noqa: E402
@@ -27,3 +33,12 @@ application = ticker.install(
         }
     )
 )
+
+# The garbage collector's full passes stall the loop: with a thousand sockets open, one pass every
+# few seconds held every event back by 300-500 ms (bench/room_events.py; docs/benchmarks.md). What
+# is loaded by now (Django, the apps, the URL map) lives as long as the process, so it leaves the
+# collector's view; and full passes come a hundred times more rarely (the young generations are
+# still collected often, so short-lived cycles are freed as before).
+get_resolver().url_patterns  # noqa: B018 - load the URL map now, not on the first request
+gc.freeze()
+gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_FULL)
