@@ -40,7 +40,7 @@ async def test_tone_reaches_listener_mute_silences_and_speakers_hear_only_each_o
     assert rms(alone) > 500
     assert peaks(alone, count=1) == [440]
     speaking = await next_event(fan_socket, "speaking")
-    assert speaking == {"type": "speaking", "user": {"username": alto.username}, "speaking": True}
+    assert speaking == {"type": "speaking", "space_id": space.pk, "user": {"username": alto.username}, "speaking": True}
 
     # when: the host mutes that speaker
     await db(services.speaker_mute)(actor=host, space_id=space.pk, target=alto)
