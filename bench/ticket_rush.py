@@ -29,7 +29,7 @@ Client and server share the machine's cores.
 (the rest wait in line in the bench's wrapper, before Django); `--web-concurrency 0`
 runs without the bound: all 300 requests enter Django at once. Django's ASGI
 handler runs each request's ORM work on a thread of its own; the site's
-PostgreSQL connection pool (`DATABASE_POOL_MAX_SIZE`, 20 per process) makes
+PostgreSQL connection pool (`DATABASE_POOL_MAX_SIZE`, opt-in; 20 here unless set) makes
 the requests past it wait for a connection, where without the pool they
 opened one each and those past `max_connections` (100 here) failed with 500.
 """
@@ -334,6 +334,8 @@ def main() -> int:
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
         "TICKET_RUSH_WEB_CONCURRENCY": str(args.web_concurrency),
+        # The connection pool is opt-in (docs/operations.md); the rush runs with it unless told otherwise.
+        "DATABASE_POOL_MAX_SIZE": os.environ.get("DATABASE_POOL_MAX_SIZE", "20"),
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}",
     }

@@ -126,13 +126,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # harmless on an in-memory database); NORMAL is the safe fsync level for WAL.
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 20) > 0:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 0) > 0:
     # psycopg's connection pool, one per process: a request (or socket call) borrows a
     # connection for as long as it works with the database and gives it back at its end, so
     # a burst of requests waits in line for one of DATABASE_POOL_MAX_SIZE connections (up to
     # DATABASE_POOL_TIMEOUT_S, then 503) instead of opening one each past PostgreSQL's
     # `max_connections`. Size it so that web processes x max size (plus the Celery workers
-    # and media workers) stays below `max_connections`. DATABASE_POOL_MAX_SIZE=0 turns it off.
+    # and media workers) stays below `max_connections`. Off (0) unless set: with it on, the
+    # PostgreSQL + Redis test pass stalls where it cancels consumers still reading the channel
+    # layer (docs/operations.md, "Database connections"), so it is opt-in until that is understood.
     # A pool replaces persistent connections: DATABASE_CONN_MAX_AGE must stay 0 with it.
     if DATABASES["default"]["CONN_MAX_AGE"] != 0:
         raise ImproperlyConfigured(
@@ -144,7 +146,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_i
     DATABASES["default"]["ENGINE"] = "spaces_site.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
-        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 0),
         "timeout": env_int("DATABASE_POOL_TIMEOUT_S", 30),
         # A lost server is tried again for this long, then the next request that waits starts
         # a fresh attempt: the pool reconnects within about this long of the server's return.
