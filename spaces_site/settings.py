@@ -180,7 +180,7 @@ REDIS_RETRY = {"backoff": ExponentialBackoff(cap=0.5, base=0.05), "retries": 2}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "spaces_site.redis_layer.ProcessReaderRedisChannelLayer",
             # redis-py raises past its pool size; a thousand sockets closing at once need room.
             "CONFIG": {
                 "hosts": [

@@ -1,0 +1,142 @@
+"""The Redis layer with one reader per process: channels_redis's semantics, one Redis read per message."""
+
+import asyncio
+import uuid
+
+import pytest
+import redis.exceptions
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from spaces_site.redis_layer import ProcessReaderRedisChannelLayer
+
+
+def new_layer(**config) -> ProcessReaderRedisChannelLayer:
+    """A layer of its own on the site's Redis, configured as the site's, under a prefix nothing else uses."""
+    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    return ProcessReaderRedisChannelLayer(hosts=hosts, prefix=f"test-{uuid.uuid4().hex}", **config)
+
+
+async def receive(layer, channel: str, timeout: float = 5) -> dict:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+async def started_receive(layer, channel: str) -> asyncio.Task:
+    task = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0.05)  # past its first read of Redis
+    return task
+
+
+@pytest.fixture
+async def layer():
+    layer = new_layer()
+    yield layer
+    await layer.flush()
+    await layer.close_pools()
+
+
+@pytest.mark.redis
+async def test_a_group_message_reaches_every_channel_of_the_process_once(layer):
+    channels = [await layer.new_channel() for _ in range(300)]
+    for channel in channels:
+        await layer.group_add("space.1", channel)
+    waiting = [asyncio.ensure_future(layer.receive(channel)) for channel in channels[:150]]
+    await asyncio.sleep(0.1)
+
+    await layer.group_send("space.1", {"type": "space.event", "text": "hello"})
+
+    # Those already waiting and those that ask later get it, once each.
+    received = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    received += [await receive(layer, channel) for channel in channels[150:]]
+    assert received == [{"type": "space.event", "text": "hello"}] * 300
+    received[0]["text"] = "changed"  # each receiver has its own copy
+    assert received[1]["text"] == "hello"
+    for channel in channels[:3]:
+        with pytest.raises(TimeoutError):
+            await receive(layer, channel, timeout=0.2)
+
+
+@pytest.mark.redis
+async def test_messages_of_one_channel_arrive_in_order(layer):
+    channel = await layer.new_channel()
+
+    for n in range(20):
+        await layer.send(channel, {"type": "n", "n": n})
+
+    assert [(await receive(layer, channel))["n"] for _ in range(20)] == list(range(20))
+
+
+@pytest.mark.redis
+async def test_a_cancelled_receive_loses_nothing_and_the_last_one_stops_the_reader(layer):
+    channel = await layer.new_channel()
+    waiting = await started_receive(layer, channel)
+    assert layer._reader is not None
+
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.05)
+    assert layer._reader is None
+
+    await layer.send(channel, {"type": "after"})
+    assert await receive(layer, channel) == {"type": "after"}
+
+
+@pytest.mark.redis
+async def test_one_receiver_cancelled_among_several_leaves_the_others_served(layer):
+    first, second = await layer.new_channel(), await layer.new_channel()
+    leaving = await started_receive(layer, first)
+    staying = await started_receive(layer, second)
+
+    leaving.cancel()
+    await layer.send(second, {"type": "for second"})
+
+    assert await asyncio.wait_for(staying, 5) == {"type": "for second"}
+
+
+@pytest.mark.redis
+async def test_named_channels_are_read_as_channels_redis_reads_them(layer):
+    await layer.send("media.worker", {"type": "offer"})
+
+    assert await receive(layer, "media.worker") == {"type": "offer"}
+
+
+@pytest.mark.redis
+def test_receivers_on_loops_one_after_another_are_served():
+    layer = new_layer()
+    channel = async_to_sync(layer.new_channel)()
+    for n in range(3):
+        async_to_sync(layer.send)(channel, {"type": "n", "n": n})
+        assert async_to_sync(layer.receive)(channel) == {"type": "n", "n": n}
+    async_to_sync(layer.flush)()
+
+
+@pytest.mark.redis
+async def test_an_inbox_nobody_reads_is_dropped_after_expiry():
+    layer = new_layer(expiry=1)
+    gone, alive = await layer.new_channel(), await layer.new_channel()
+    await layer.send(gone, {"type": "never read"})
+    await layer.send(alive, {"type": "first"})
+    assert await receive(layer, alive) == {"type": "first"}
+    assert gone in layer._inboxes  # read off Redis with the other, kept for a receiver to come
+
+    await asyncio.sleep(1.2)
+    await layer.send(alive, {"type": "second"})
+    assert await receive(layer, alive) == {"type": "second"}
+
+    assert gone not in layer._inboxes
+    await layer.flush()
+    await layer.close_pools()
+
+
+async def test_a_failed_read_is_raised_in_every_waiting_receiver():
+    layer = ProcessReaderRedisChannelLayer(hosts=["redis://127.0.0.1:1"])  # nothing listens there
+    channels = [await layer.new_channel() for _ in range(3)]
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(layer.receive(channel) for channel in channels), return_exceptions=True), 10
+    )
+
+    assert all(isinstance(result, redis.exceptions.ConnectionError) for result in results)
+    assert layer._reader is None
+    assert layer._inboxes == {}
