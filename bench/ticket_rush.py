@@ -1,7 +1,7 @@
 """Ticket rush benchmark: N buyers start a checkout at the same instant for a space with C seats.
 
     .venv/bin/python bench/ticket_rush.py [--buyers 300] [--cap 50] [--complete 40] [--expire 10]
-        [--database-url postgres://postgres@127.0.0.1:5432/spaces_bench_tix] [--web-concurrency 40] [--keep-db]
+        [--database-url postgres://postgres@127.0.0.1:5432/spaces_bench_tix] [--web-concurrency 0] [--keep-db]
 
 It makes its own PostgreSQL database (`DATABASE_URL`, or the default above; an
 existing database of that name is dropped first, and the database is dropped
@@ -25,13 +25,16 @@ also Checkout Sessions at Stripe without a seat): both must be 0. The last
 line is one JSON object with the figures and the goals they are held against.
 Client and server share the machine's cores.
 
-`--web-concurrency K` lets daphne run at most K requests' Django code at once
-(the rest wait in line in the bench's wrapper, before Django); `--web-concurrency 0`
-runs without the bound: all 300 requests enter Django at once. Django's ASGI
-handler runs each request's ORM work on a thread of its own; the site's
-PostgreSQL connection pool (`DATABASE_POOL_MAX_SIZE`, opt-in; 20 here unless set) makes
-the requests past it wait for a connection, where without the pool they
-opened one each and those past `max_connections` (100 here) failed with 500.
+The site lets at most `SPACES_WEB_CONCURRENCY` requests into Django at once
+per process (8 by default; the rest wait in line, first come first served:
+spaces_site/admission.py), so `--web-concurrency 0`, the default, adds no
+bound of the bench's own; `--web-concurrency K` puts the bench's own line of
+K in front as well (set `SPACES_WEB_CONCURRENCY=0` to take the site's away).
+Django's ASGI handler runs each request on a thread of its own; the site's
+PostgreSQL connection pool (`DATABASE_POOL_MAX_SIZE`, opt-in; 20 here unless
+set) makes the requests past it wait for a connection, where without the
+pool they opened one each and those past `max_connections` (100 here)
+failed with 500.
 """
 
 import argparse
@@ -306,7 +309,9 @@ def main() -> int:
     parser.add_argument("--complete", type=int, default=40, help="holds then paid at Stripe")
     parser.add_argument("--expire", type=int, default=10, help="holds whose checkout then expires")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    parser.add_argument("--web-concurrency", type=int, default=40, help="requests in Django at once (0: no bound)")
+    parser.add_argument(
+        "--web-concurrency", type=int, default=0, help="the bench's own bound on requests in Django at once (0: none)"
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--log", help="write daphne's log here")
     parser.add_argument("--seed", help=argparse.SUPPRESS)
@@ -410,6 +415,7 @@ def main() -> int:
             "sessions_without_seat": len(open_sessions - final["seat_sessions"]),
             "webhook_deliveries": len(deliveries),
             "web_concurrency": args.web_concurrency,
+            "site_web_concurrency": int(os.environ.get("SPACES_WEB_CONCURRENCY") or 8),
             "cores": os.cpu_count(),
         }
         expected = {

@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the chain above runs in one thread per request (see its docstring).
+    "spaces_site.middleware.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "spaces_site.urls"
@@ -323,6 +325,9 @@ if SPACES_PRESENCE_SWEEP_S <= 0 or SPACES_PRESENCE_TIMEOUT_S < 2 * SPACES_PRESEN
 SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)  # client pings: keep proxies from closing idle sockets
 SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
+# HTTP requests in Django at once per web process; the rest wait in line before it, first come
+# first served (spaces_site/admission.py). 0: no line.
+SPACES_WEB_CONCURRENCY = env_int("SPACES_WEB_CONCURRENCY", 8)
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
 SPACES_WS_RATE = env_int("SPACES_WS_RATE", 10)  # commands per second, sustained
 SPACES_WS_BURST = env_int("SPACES_WS_BURST", 20)

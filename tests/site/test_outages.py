@@ -167,3 +167,21 @@ def _db(function):
     from channels.db import database_sync_to_async
 
     return database_sync_to_async(function)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_an_outage_is_a_503_and_static_files_and_pages_are_served(monkeypatch, settings):
+    # As daphne runs the site: Django's ASGI handler, the middleware chain async around the view.
+    from django.test import AsyncClient
+
+    monkeypatch.setattr(selectors, "spaces_search", fail)
+    client = AsyncClient()
+
+    down = await client.get("/api/spaces/")
+    static = await client.get(f"{settings.STATIC_URL}css/site.css")
+    page = await client.get("/healthz")
+
+    assert down.status_code == 503
+    assert down["Retry-After"] == str(settings.SPACES_RETRY_AFTER_S)
+    assert static.status_code == 200
+    assert page.status_code == 200
