@@ -1,4 +1,4 @@
-"""channels_redis's layer with one reader per process for the process's own channels.
+"""channels_redis's layer, with an inbox per socket and no tasks made per message.
 
 Every socket's channel is process-local (`specific.<process>!<socket>`), and
 channels_redis keeps all of one process's in a single Redis key: a broadcast
@@ -11,24 +11,25 @@ place in the lock's queue (O(waiters) each) and makes two new tasks for the
 next message. With a thousand sockets that was a third of daphne's loop
 (bench/room_events.py, docs/benchmarks.md).
 
-Here one task per process, the reader, takes the process's messages off
-Redis through channels_redis's own `receive_single` (its backup queue keeps a
-message that was being read when the reader is cancelled) and puts each into
-the inbox of every channel it names; `receive()` waits on its inbox only.
+Here, as there, one waiting receiver at a time reads the process's key,
+in its own task, through channels_redis's own `receive_single` (its backup
+queue keeps a message whose read was cancelled), and puts each message into
+the inbox of every channel it names. Every other receiver waits on one
+future, woken when its inbox gets a message or when it is its turn to read:
 
-- The reader runs on the loop of the receivers; it starts with the first
-  `receive()` and stops when the last waiting receiver is cancelled or when
-  a read fails. A failed read (Redis down) is raised in every waiting
-  receiver, which may call `receive()` again: that starts a new reader.
-- A message for a channel nobody has asked for yet is kept for it; each
-  inbox holds at most the channel's capacity (the oldest message goes, as
-  channels_redis's buffer does), and an inbox nobody has read for `expiry`
-  seconds is dropped with what it holds (a socket that has gone).
-- Each receiver gets its own shallow copy of the message.
-- One event loop at a time receives (as in channels_redis); a receiver on a
-  new loop, once the old one has closed (tests, `async_to_sync`), starts a
-  new reader there.
-- Channels without `!` (a named channel every process may read, such as a
+- a receiver whose inbox is empty reads Redis itself when nobody else is;
+  after a read that brought it a message, it hands the reading on to the
+  longest-waiting receiver; a read that fails (Redis down) is raised in the
+  receiver that made it, and the next one reads again (so each receiver
+  hears the failure, as with channels_redis);
+- a message for a channel nobody is waiting on is kept for it; each inbox
+  holds at most the channel's capacity (the oldest goes, as channels_redis's
+  buffer does), and an inbox nobody has read or waited on for `expiry`
+  seconds is dropped with what it holds (a socket that has gone);
+- each receiver gets its own shallow copy of the message;
+- one event loop at a time receives (as in channels_redis); once that loop
+  has closed (tests, `async_to_sync`), another may;
+- channels without `!` (a named channel any process may read, such as a
   worker's) are read as channels_redis reads them.
 """
 
@@ -41,6 +42,18 @@ from channels_redis.core import ChannelLock, RedisChannelLayer
 
 Message = dict
 Waiter = asyncio.Future[None]
+
+# The queue of receivers that may read next drops the ones already woken once it is past this
+# size, and past twice what remains after that.
+MIN_COMPACT_AT = 1024
+
+
+def _wake(waiter: Waiter) -> bool:
+    """Resolve a waiting receiver's future; False when it is done already or its loop has closed."""
+    if waiter.done() or waiter.get_loop().is_closed():
+        return False
+    waiter.set_result(None)
+    return True
 
 
 class _Inbox:
@@ -57,20 +70,18 @@ class _Inbox:
             self.messages.popleft()
         self.messages.append(message)
         self.touched = now
+        self.wake_one()
+
+    def wake_one(self) -> None:
         while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+            if _wake(self.waiters.popleft()):
                 return
 
     def forget_waiter(self, waiter: Waiter) -> None:
         with contextlib.suppress(ValueError):  # already woken
             self.waiters.remove(waiter)
         if self.messages:  # a wake-up it may have had goes to the next receiver
-            for other in self.waiters:
-                if not other.done():
-                    other.set_result(None)
-                    break
+            self.wake_one()
 
 
 class ProcessReaderRedisChannelLayer(RedisChannelLayer):
@@ -79,9 +90,11 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._inboxes: dict[str, _Inbox] = {}
-        self._waiting = 0
-        self._reader: asyncio.Task | None = None
-        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._reading = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Receivers waiting, oldest first, any of which may be asked to read next (done ones are skipped).
+        self._next_readers: deque[Waiter] = deque()
+        self._compact_at = MIN_COMPACT_AT
         self._next_sweep = 0.0
 
     async def receive(self, channel: str) -> Message:
@@ -90,6 +103,7 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         assert self.require_valid_channel_name(channel)
         process_channel = self.non_local_name(channel)
         assert process_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        loop = self._enter(asyncio.get_running_loop())
         while True:
             inbox = self._inbox(channel, time.monotonic())
             if inbox.messages:
@@ -97,92 +111,73 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
                 inbox.touched = time.monotonic()
                 self._forget_if_idle(channel, inbox)
                 return dict(message)
-            self._reader_for(process_channel)
-            waiter = asyncio.get_running_loop().create_future()
+            if not self._reading:
+                try:
+                    await self._read(process_channel, inbox)
+                except BaseException:
+                    self._forget_if_idle(channel, inbox)
+                    raise
+                continue
+            waiter = loop.create_future()
             inbox.waiters.append(waiter)
-            self._waiting += 1
+            self._queue_next_reader(waiter)
             try:
-                await waiter  # woken with a message in the inbox, or with the reader's failure
-            except BaseException as error:
+                await waiter  # its inbox has a message, or it is its turn to read
+            except BaseException:
                 inbox.forget_waiter(waiter)
                 self._forget_if_idle(channel, inbox)
-                if isinstance(error, asyncio.CancelledError) and self._waiting == 1:
-                    self._cancel_reader()  # the last receiver of this process has gone
+                if not self._reading:
+                    self._hand_reading_on()  # a turn it may have been given
                 raise
-            finally:
-                self._waiting -= 1
-
-    async def close_pools(self) -> None:
-        await self._stop_reader()
-        await super().close_pools()
+            with contextlib.suppress(ValueError):  # woken for its turn, not by its inbox
+                inbox.waiters.remove(waiter)
 
     async def flush(self) -> None:
-        await self._stop_reader()
         for inbox in self._inboxes.values():
             inbox.messages.clear()
         await super().flush()
 
-    # The reader
+    # Reading
 
-    def _reader_for(self, process_channel: str) -> asyncio.Task:
-        loop = asyncio.get_running_loop()
-        reader = self._reader
-        if reader is not None and not reader.done():
-            if reader.get_loop() is loop:
-                return reader
-            if not reader.get_loop().is_closed():
+    def _enter(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        if self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
                 raise RuntimeError("Two event loops are trying to receive() on one channel layer at once!")
-        if self._reader_loop is not loop:
-            # channels_redis's per-key locks belong to the loop that last waited on them; one
-            # held by a cleaner its closed loop never finished would stay locked for good.
+            # What the closed loop left is void: its reader and waiters are gone, and channels_redis's
+            # per-key locks belong to it (one held by a cleaner it never finished would stay locked).
+            self._loop, self._reading = loop, False
+            self._next_readers.clear()
             self.receive_clean_locks = ChannelLock()
-            self._reader_loop = loop
-        self._reader = loop.create_task(self._read(process_channel), name="channel-layer-reader")
-        return self._reader
+        return loop
 
-    async def _read(self, process_channel: str) -> None:
+    async def _read(self, process_channel: str, mine: _Inbox) -> None:
+        """Read one message off Redis for the whole process; another receiver reads next."""
+        self._reading = True
         try:
-            while True:
-                channels, message = await self.receive_single(process_channel)
-                now = time.monotonic()
-                for channel in [channels] if isinstance(channels, str) else channels:
-                    self._inbox(channel, now).put(message, now)
-                if now >= self._next_sweep:
-                    self._sweep(now)
-        except asyncio.CancelledError:
-            self._wake_all(None)  # those still waiting start a new reader
+            channels, message = await self.receive_single(process_channel)
+        except BaseException:
+            self._reading = False
+            self._hand_reading_on()
             raise
-        except Exception as error:  # noqa: BLE001 - not swallowed: raised in every receiver
-            # Redis down, or anything else the read raised: each receiver hears it, as each one
-            # that read Redis itself did with channels_redis.
-            self._wake_all(error)
-        finally:
-            if self._reader is asyncio.current_task():
-                self._reader = None
+        self._reading = False
+        now = time.monotonic()
+        for channel in [channels] if isinstance(channels, str) else channels:
+            self._inbox(channel, now).put(message, now)
+        if now >= self._next_sweep:
+            self._sweep(now)
+        if mine.messages:  # off to handle it: someone else reads meanwhile
+            self._hand_reading_on()
 
-    def _wake_all(self, error: Exception | None) -> None:
-        for inbox in self._inboxes.values():
-            while inbox.waiters:
-                waiter = inbox.waiters.popleft()
-                if waiter.done():
-                    continue
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+    def _queue_next_reader(self, waiter: Waiter) -> None:
+        self._next_readers.append(waiter)
+        if len(self._next_readers) > self._compact_at:  # those woken by their inbox, left behind
+            self._next_readers = deque(w for w in self._next_readers if not w.done())
+            self._compact_at = max(MIN_COMPACT_AT, 2 * len(self._next_readers))
 
-    def _cancel_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None
-
-    async def _stop_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is None or reader.done() or reader.get_loop() is not asyncio.get_running_loop():
-            return
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+    def _hand_reading_on(self) -> None:
+        while self._next_readers:
+            if _wake(self._next_readers.popleft()):
+                return
 
     # Inboxes
 
