@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import selectors, services
@@ -28,6 +29,8 @@ from spaces_site.api_errors import error_responses
 class SignupApi(APIView):
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"  # per address: SPACES_API_AUTH_RATE
 
     @extend_schema(
         request=SignupSerializer,
@@ -46,6 +49,8 @@ class TokenApi(APIView):
     """Exchange a username and password for an API token; DELETE revokes it."""
 
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer, **error_responses(400, 403)})
     def post(self, request: Request) -> Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from accounts.models import User
 from accounts.selectors import user_get
-from rooms import services
+from rooms import limits, services
 from spaces_site.errors import InvalidRequest, NotAllowed
 
 
@@ -92,6 +92,7 @@ def execute(*, actor: User, space_id: int, message: object):
     """Carry out one command for `actor` in space `space_id`; returns what the service returned."""
     if not actor.is_authenticated:
         raise NotAllowed("Log in to take part; visitors can only listen.", code="login_required")
+    limits.command_take(user_id=actor.pk)  # malformed ones count too
     _, command, arguments = parse(message)
     if "user" in arguments:
         arguments["target"] = user_get(username=arguments.pop("user"))

@@ -41,6 +41,10 @@ CLOSE_FLOODING = 4429
 FLOOD_LIMIT = 50
 # An event addressed to two of a socket's groups arrives twice, one after the other: a few ids suffice.
 RECENT_EVENTS = 8
+# Pings per socket: per second sustained, and burst (clients ping every SPACES_HEARTBEAT_S).
+PING_RATE, PING_BURST = 1, 5
+# Other messages per socket, whatever their kind (commands are also counted per person: rooms/limits.py).
+SOCKET_RATE, SOCKET_BURST = 10, 20
 
 
 class TokenBucket:
@@ -74,7 +78,8 @@ class SpaceConsumer(SteadyConsumer):
     async def connect(self):
         self.space_id = int(self.scope["url_route"]["kwargs"]["space_id"])
         self.user = self.scope["user"]
-        self.bucket = TokenBucket(settings.SPACES_WS_RATE, settings.SPACES_WS_BURST)
+        self.bucket = TokenBucket(SOCKET_RATE, SOCKET_BURST)
+        self.pings = TokenBucket(PING_RATE, PING_BURST)
         self.refused = 0
         self.recent_events = deque(maxlen=RECENT_EVENTS)
         await self.accept()
@@ -109,6 +114,26 @@ class SpaceConsumer(SteadyConsumer):
         snapshot["heartbeat_s"] = settings.SPACES_HEARTBEAT_S
         snapshot["ice_servers"] = settings.SPACES_ICE_SERVERS
         return snapshot
+
+    async def presence_restore(self, message):
+        """This process holds the socket, but a sweep dropped its presence while the process missed
+        its window (`rooms.presence_loop`): enter again, as a reconnect does, and catch up."""
+        if not self.joined or self.closing:
+            return
+        try:
+            restored = await database_sync_to_async(self._restore)()
+        except ServiceError as error:  # removed, banned or ended meanwhile
+            await self.send_json({"type": "error", **error.as_dict()})
+            await self.close(code=CLOSE_NOT_FOUND if error.status == 404 else CLOSE_REFUSED)
+            return
+        if restored:
+            # The sweep took the socket out of its groups, and events may have been missed.
+            await self.rejoin_groups_and_catch_up()
+            await presence.listener_count_changed(self.space_id)
+
+    def _restore(self) -> bool:
+        space = selectors.space_get(space_id=self.space_id)
+        return presence.connection_restore(user=self.user, space=space, channel_name=self.channel_name)
 
     async def caught_up(self):
         """Back after a channel-layer outage: events may have been lost, so start the client afresh."""
@@ -154,6 +179,9 @@ class SpaceConsumer(SteadyConsumer):
         ref = message.get("ref") if isinstance(message, dict) else None
         if isinstance(message, dict) and message.get("type") == "ping":
             # Presence doesn't depend on pings (`rooms.presence_loop`); they keep proxies from timing out.
+            if not self.pings.take():
+                await self._refuse("rate_limited", "Slow down: too many pings.", ref=ref)
+                return
             await self.send_json({"type": "pong", **({"ref": ref} if ref is not None else {})})
             return
         if isinstance(message, dict) and message.get("type") == "leave":

@@ -10,6 +10,10 @@ database, and no ghost outlives the window.
 A process judges others' sockets only after it has itself reached the
 database for a whole timeout: after an outage every row is old, and the
 other processes need one pass to vouch for theirs again.
+
+A process that missed its window (a stall, its own cut-off) may find that
+another swept some of its open sockets away: it tells each of them
+(`presence.restore`), and the socket enters again as a reconnect would.
 """
 
 import asyncio
@@ -17,10 +21,11 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from rooms.services import presence
-from spaces_site.outages import OUTAGE_ERRORS, OutageLog, stop_if_cancelled
+from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +37,12 @@ class PresenceLoop:
     def __init__(self) -> None:
         self.healthy_since: float | None = None
         self.outage = OutageLog("database (presence)")
+        self.swept_away: list[str] = []  # open sockets of this process that lost their row
 
     def pass_once(self) -> dict | None:
         """Vouch, then sweep; returns the sweep's report (None if the database didn't answer)."""
         try:
-            presence.connections_seen(channel_names=list(OPEN_SOCKETS))
+            self.swept_away = presence.connections_seen(channel_names=list(OPEN_SOCKETS))
             now = time.monotonic()
             if self.healthy_since is None:
                 self.healthy_since = now
@@ -49,10 +55,21 @@ class PresenceLoop:
         self.outage.succeeded()
         return report
 
+    async def pass_and_restore(self) -> dict | None:
+        """A pass, then a word to each open socket of this process that was swept away."""
+        report = await database_sync_to_async(self.pass_once)()
+        swept_away = [name for name in self.swept_away if name in OPEN_SOCKETS]
+        try:
+            for name in swept_away:
+                await get_channel_layer().send(name, {"type": "presence.restore"})
+        except REDIS_ERRORS as error:
+            log.info("presence: %d swept sockets not told yet: %r", len(swept_away), error)  # the next pass tries
+        return report
+
     async def run(self, interval: float) -> None:
         while True:
             stop_if_cancelled()
-            await database_sync_to_async(self.pass_once)()
+            await self.pass_and_restore()
             await asyncio.sleep(interval)
 
 

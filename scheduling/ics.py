@@ -1,63 +1,41 @@
-"""An iCalendar (RFC 5545) file for a scheduled space: one event, its start in UTC."""
+"""An iCalendar (RFC 5545) file for a scheduled space: one event, its start in UTC.
+
+The icalendar library writes it: it escapes line breaks (a lone CR too), commas, semicolons and
+backslashes in what hosts type, and folds long lines, so a title or a display name stays inside its
+property whatever it holds.
+"""
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from icalendar import Calendar, Event
 
 from rooms.models import Space, SpaceState
 
 # A space has no set length; calendars get an hour.
 EVENT_LENGTH = timedelta(hours=1)
-LINE_OCTETS = 75
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
-    )
-
-
-def _fold(line: str) -> list[str]:
-    """Lines longer than 75 octets continue on the next line after a space (RFC 5545 §3.1)."""
-    encoded, parts = line.encode(), []
-    while len(encoded) > LINE_OCTETS:
-        cut = LINE_OCTETS
-        while cut > 0 and (encoded[cut] & 0xC0) == 0x80:  # don't split a UTF-8 character
-            cut -= 1
-        parts.append(encoded[:cut].decode())
-        encoded = b" " + encoded[cut:]
-    parts.append(encoded.decode())
-    return parts
-
-
-def _utc(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def space_ics(*, space: Space, sequence: int, now: datetime) -> str:
     """The calendar file of a space with a scheduled time; cancelled spaces say so (STATUS:CANCELLED)."""
-    start = space.scheduled_for
+    start = space.scheduled_for.astimezone(UTC)
     url = f"{settings.SITE_URL}{space.get_absolute_url()}"
     domain = urlsplit(settings.SITE_URL).hostname or "spaces"
-    status = "CANCELLED" if space.state == SpaceState.CANCELLED else "CONFIRMED"
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//Spaces//Scheduled spaces//EN",
-        "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
-        "BEGIN:VEVENT",
-        f"UID:space-{space.pk}@{domain}",
-        f"DTSTAMP:{_utc(now)}",
-        f"DTSTART:{_utc(start)}",
-        f"DTEND:{_utc(start + EVENT_LENGTH)}",
-        f"SEQUENCE:{sequence}",
-        f"STATUS:{status}",
-        f"SUMMARY:{_escape(space.title)}",
-        f"DESCRIPTION:{_escape(f'A live audio space hosted by {space.host.name}. Join at {url}')}",
-        f"URL:{url}",
-        "END:VEVENT",
-        "END:VCALENDAR",
-    ]
-    return "".join(f"{part}\r\n" for line in lines for part in _fold(line))
+    event = Event()
+    event.add("uid", f"space-{space.pk}@{domain}")
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", start)
+    event.add("dtend", start + EVENT_LENGTH)
+    event.add("sequence", sequence)
+    event.add("status", "CANCELLED" if space.state == SpaceState.CANCELLED else "CONFIRMED")
+    event.add("summary", space.title)
+    event.add("description", f"A live audio space hosted by {space.host.name}. Join at {url}")
+    event.add("url", url)
+    calendar = Calendar()
+    calendar.add("version", "2.0")
+    calendar.add("prodid", "-//Spaces//Scheduled spaces//EN")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add_component(event)
+    return calendar.to_ical().decode()

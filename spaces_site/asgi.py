@@ -15,12 +15,12 @@ GC_YOUNG, GC_MIDDLE, GC_FULL = 10_000, 10, 100
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from scheduling import ticker  # noqa: E402
 from spaces_site.admission import Admission  # noqa: E402
+from spaces_site.origins import SiteOriginValidator  # noqa: E402
 from spaces_site.routing import websocket_urlpatterns  # noqa: E402
 from spaces_site.sockets import OutageTolerantAuthMiddlewareStack  # noqa: E402
 
@@ -29,9 +29,7 @@ application = ticker.install(
     ProtocolTypeRouter(
         {
             "http": Admission(django_asgi_app, settings.SPACES_WEB_CONCURRENCY),
-            "websocket": AllowedHostsOriginValidator(
-                OutageTolerantAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            "websocket": SiteOriginValidator(OutageTolerantAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )

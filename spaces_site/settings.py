@@ -277,6 +277,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "spaces_site.api_errors.exception_handler",
+    # Per address for visitors, per account once signed in; sign-up and token requests per
+    # address (`auth`). Counts live in the cache: shared by the web processes on Redis.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("SPACES_API_ANON_RATE", "120/min"),
+        "user": os.environ.get("SPACES_API_USER_RATE", "600/min"),
+        "auth": os.environ.get("SPACES_API_AUTH_RATE", "10/min"),
+    },
+    # Proxies in front of the web processes that append to X-Forwarded-For: the client's address
+    # is the one they saw (0: the connection's own address).
+    "NUM_PROXIES": env_int("SPACES_NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spaces API",
@@ -329,8 +343,9 @@ SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
 # first served (spaces_site/admission.py). 0: no line.
 SPACES_WEB_CONCURRENCY = env_int("SPACES_WEB_CONCURRENCY", 8)
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
-SPACES_WS_RATE = env_int("SPACES_WS_RATE", 10)  # commands per second, sustained
-SPACES_WS_BURST = env_int("SPACES_WS_BURST", 20)
+# Commands per person, websocket and REST together (rooms/limits.py): per second sustained, and burst.
+SPACES_COMMAND_RATE = env_int("SPACES_COMMAND_RATE", 10)
+SPACES_COMMAND_BURST = env_int("SPACES_COMMAND_BURST", 20)
 
 # Outages of Redis or the database (docs/operations.md). A socket retries the channel layer
 # this long before it tells its client `unavailable` and closes with 4503; clients and HTTP

@@ -128,6 +128,10 @@ class SteadyConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _layer_recovered(self) -> None:
+        await self.rejoin_groups_and_catch_up()
+
+    async def rejoin_groups_and_catch_up(self) -> None:
+        """Join every group again (they were lost), then `caught_up`."""
         if self.closing:
             return
         for group in list(self.joined_groups):

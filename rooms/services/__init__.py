@@ -17,6 +17,7 @@ from rooms.services.numbers import numbers_add, numbers_peak, numbers_stage_join
 from rooms.services.presence import (
     connection_close,
     connection_open,
+    connection_restore,
     connections_seen,
     presence_sweep,
     space_join,
@@ -50,6 +51,7 @@ __all__ = [
     "cohost_remove",
     "connection_close",
     "connection_open",
+    "connection_restore",
     "connections_seen",
     "hand_approve",
     "hand_deny",

@@ -64,7 +64,9 @@ def space_join(*, user: User, space: Space) -> Participant | None:
     return participant
 
 
-def connection_open(*, space: Space, participant: Participant | None, channel_name: str) -> Connection:
+def connection_open(
+    *, space: Space, participant: Participant | None, channel_name: str, new_visit: bool = True
+) -> Connection:
     """Record an open socket; a returning participant is present again."""
     now = timezone.now()
     with transaction.atomic():
@@ -76,20 +78,37 @@ def connection_open(*, space: Space, participant: Participant | None, channel_na
             participant.absent_since = None
             if participant.role in STAGE_ROLES:
                 _presence_changed(participant, present=True)
-    if participant is None:
+    if participant is None and new_visit:
         # An anonymous visit; counted after the commit, so the counter's row lock stays short.
         numbers_add(space_id=space.pk, unique_listeners=1)
     return connection
 
 
-def connections_seen(*, channel_names: list[str], now: datetime | None = None) -> int:
-    """The web process that holds these sockets vouches for them (`rooms.presence_loop`)."""
+def connections_seen(*, channel_names: list[str], now: datetime | None = None) -> list[str]:
+    """The web process that holds these sockets vouches for them (`rooms.presence_loop`).
+
+    Returns those of them that have no row any more: a sweep dropped them while
+    their process missed its window (a stall, a database outage), though they
+    are still open (`connection_restore`).
+    """
     now = now or timezone.now()
-    touched = 0
+    missing: list[str] = []
     for start in range(0, len(channel_names), TOUCH_CHUNK):
         chunk = channel_names[start : start + TOUCH_CHUNK]
-        touched += Connection.objects.filter(channel_name__in=chunk).update(last_seen_at=now)
-    return touched
+        if Connection.objects.filter(channel_name__in=chunk).update(last_seen_at=now) < len(chunk):
+            there = set(Connection.objects.filter(channel_name__in=chunk).values_list("channel_name", flat=True))
+            missing += [name for name in chunk if name not in there]
+    return missing
+
+
+def connection_restore(*, user: User, space: Space, channel_name: str) -> bool:
+    """A socket still open whose row a sweep dropped comes back as a reconnect does: it enters again
+    (`ensure_may_enter` decides afresh) and is present from now. False when its row is there."""
+    if Connection.objects.filter(channel_name=channel_name).exists():
+        return False
+    participant = space_join(user=user, space=space)
+    connection_open(space=space, participant=participant, channel_name=channel_name, new_visit=False)
+    return True
 
 
 def connection_close(*, channel_name: str) -> None:

@@ -55,7 +55,7 @@ def worker_process(settings):
 
 
 async def test_a_worker_process_serves_audio_over_redis(worker_process, tmp_path):
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "spaces_site.redis_layer.ProcessReaderRedisChannelLayer"
     space = await db(make_space)()
     singer, fan = await db(UserFactory)(), await db(UserFactory)()
     await db(seat)(space, singer, muted=False, role="speaker")

@@ -39,10 +39,10 @@ def test_a_socket_its_process_vouches_for_is_kept(settings):
     open_socket(space, UserFactory(), "sock-2")
     Connection.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.SPACES_PRESENCE_TIMEOUT_S))
 
-    touched = services.connections_seen(channel_names=["sock-1"])
+    missing = services.connections_seen(channel_names=["sock-1"])
     report = services.presence_sweep()
 
-    assert (touched, report["stale_connections"]) == (1, 1)
+    assert (missing, report["stale_connections"]) == ([], 1)
     assert list(Connection.objects.values_list("channel_name", flat=True)) == ["sock-1"]
 
 
