@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.files.uploadedfile import UploadedFile
 
-from accounts import selectors
+from accounts import avatars, selectors
 from accounts.models import User
 from spaces_site.errors import ServiceError
 
@@ -44,3 +45,10 @@ class ProfileForm(forms.ModelForm):
         model = User
         fields = ["display_name", "bio", "avatar"]
         widgets = {"bio": forms.Textarea(attrs={"rows": 3, "maxlength": 160})}
+
+    def clean_avatar(self):
+        avatar = self.cleaned_data["avatar"]
+        if isinstance(avatar, UploadedFile):
+            # Checked and decoded here, so a bad picture is a form error; the service stores this copy.
+            return avatars.avatar_resized(avatar)
+        return avatar

@@ -1,12 +1,14 @@
-from django.conf import settings
+import secrets
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, MaxLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+
+from accounts.avatars import avatar_validate
 
 DISPLAY_NAME_MAX = 50
 BIO_MAX = 160
@@ -23,14 +25,17 @@ AVATAR_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp"]
 
 
 def validate_avatar_size(file) -> None:
-    limit = settings.SPACES_AVATAR_MAX_BYTES
-    if file.size > limit:
-        raise ValidationError(f"An avatar may be at most {limit // 1024} KB; this one is {file.size // 1024} KB.")
+    """Bytes and pixels (the latter from the header) within the limits; see `accounts.avatars`."""
+    if getattr(file, "_committed", False):
+        return  # Already stored, so checked when it came in; reading it back would cost a storage fetch.
+    avatar_validate(file)
 
 
 def avatar_upload_to(user: "User", filename: str) -> str:
+    # A fresh name for each upload: the old file is deleted once the new one is committed, so the
+    # two must never share a name, and a new name is a new URL that no cache holds.
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "png"
-    return f"avatars/{user.pk}/{user.username}.{extension}"
+    return f"avatars/{user.pk}/{secrets.token_hex(8)}.{extension}"
 
 
 class SpacesUserManager(UserManager):

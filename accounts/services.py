@@ -5,15 +5,19 @@ the typed errors of `accounts.errors`. Follower counts change under row locks
 taken by `lock_objects.users_for_update`, so they stay exact under concurrency.
 """
 
+from functools import partial
+
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from accounts import lock_objects, realtime
+from accounts import avatars, lock_objects, realtime
 from accounts.errors import FollowBlocked, SelfBlock, SelfFollow
 from accounts.models import AuditEntry, Block, Follow, User
 
@@ -41,16 +45,37 @@ def user_signup(*, username: str, email: str, password: str, display_name: str =
 
 
 def profile_update(*, user: User, **fields) -> User:
-    """Change the editable parts of a profile: display name, bio, avatar."""
+    """Change the editable parts of a profile: display name, bio, avatar.
+
+    A new avatar (an uploaded file) is checked and stored resized (`accounts.avatars`); a false
+    one (None, "", or a form's "clear") removes it. The file it replaces is deleted from storage
+    once the change is committed, never before, so a rolled-back change keeps its picture.
+    """
     allowed = {"display_name", "bio", "avatar"}
     unknown = set(fields) - allowed
     if unknown:
         raise TypeError(f"profile_update() got unexpected fields: {sorted(unknown)}")
-    for name, value in fields.items():
-        setattr(user, name, value)
-    user.full_clean(exclude=["password"])
-    user.save(update_fields=list(fields))
+    if "avatar" in fields:
+        # Decoded here, before the transaction, so no row lock waits on Pillow.
+        fields["avatar"] = _avatar_resized(fields["avatar"]) if fields["avatar"] else ""
+    with transaction.atomic():
+        # Under the row lock, so of two racing uploads each deletes the file the other replaced.
+        (stored,) = lock_objects.users_for_update(user.pk)
+        for name, value in fields.items():
+            setattr(user, name, value)
+        user.full_clean(exclude=["password"])
+        user.save(update_fields=list(fields))
+        replaced = stored.avatar
+        if "avatar" in fields and replaced and replaced.name != user.avatar.name:
+            transaction.on_commit(partial(replaced.storage.delete, replaced.name), robust=True)
     return user
+
+
+def _avatar_resized(upload) -> File:
+    try:
+        return avatars.avatar_resized(upload)
+    except ValidationError as error:
+        raise ValidationError({"avatar": error.error_list}) from error
 
 
 def follow_create(*, follower: User, followee: User) -> bool:

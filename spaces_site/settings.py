@@ -253,6 +253,7 @@ MEDIA_URL = "/uploads/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "uploads"))
 SPACES_SERVE_UPLOADS = env_bool("SPACES_SERVE_UPLOADS", True)
 SPACES_AVATAR_MAX_BYTES = env_int("SPACES_AVATAR_MAX_BYTES", 2 * 1024 * 1024)
+SPACES_AVATAR_MAX_PIXELS = env_int("SPACES_AVATAR_MAX_PIXELS", 4096 * 4096)  # read from the header, before decoding
 
 # Email: printed to the console unless an SMTP host is configured.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
