@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -53,6 +54,29 @@ class UserAdmin(DjangoUserAdmin):
         # Hosting and bans change through the actions, so each change leaves an audit entry.
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "hosting_granted", "is_active"] if obj is not None else fields
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        with transaction.atomic():
+            self._audit_deletion(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        # The bulk "delete selected" action: one audit row for each account it removes.
+        with transaction.atomic():
+            for user in queryset:
+                self._audit_deletion(request, user)
+            super().delete_queryset(request, queryset)
+
+    def _audit_deletion(self, request: HttpRequest, user: User) -> None:
+        # Written before the row goes, while it still has its pk; the usernames in the details
+        # keep naming both sides after either account is gone (the actor link then empties).
+        services.audit_record(
+            actor=request.user,
+            action="accounts.user.deleted",
+            subject=user,
+            username=user.username,
+            by=request.user.username,
+        )
 
     @admin.display(boolean=True, description="banned")
     def is_banned(self, user: User) -> bool:

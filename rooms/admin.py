@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html
 
 from rooms import services
 from rooms.models import AbuseReport, Participant, Space, SpaceBlock, SpaceNumbers, SpaceState
@@ -76,15 +78,38 @@ class SpaceBlockAdmin(admin.ModelAdmin):
     raw_id_fields = ["space", "user", "blocked_by"]
 
 
+def account_shown(user, kept_username: str) -> str | None:
+    """An account a report names: a link while it exists, the username kept on the report once deleted."""
+    if user is not None:
+        return format_html('<a href="{}">@{}</a>', reverse("admin:accounts_user_change", args=[user.pk]), user)
+    return f"@{kept_username} (account deleted)" if kept_username else None
+
+
 @admin.register(AbuseReport)
 class AbuseReportAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "reason", "status", "reporter", "reported_user", "space"]
+    list_display = ["created_at", "reason", "status", "reporter_shown", "reported_shown", "space"]
     list_filter = ["status", "reason"]
-    search_fields = ["reporter__username", "reported_user__username", "space__title", "details"]
+    search_fields = [
+        "reporter_username",
+        "reported_username",
+        "reporter__username",
+        "reported_user__username",
+        "space__title",
+        "details",
+    ]
     list_select_related = ["reporter", "reported_user", "space"]
-    raw_id_fields = ["reporter", "reported_user", "space"]
-    readonly_fields = ["reporter", "reported_user", "space", "reason", "details", "created_at"]
+    raw_id_fields = ["space"]
+    fields = ["reporter_shown", "reported_shown", "space", "reason", "details", "status", "created_at"]
+    readonly_fields = ["reporter_shown", "reported_shown", "space", "reason", "details", "created_at"]
     actions = ["mark_resolved", "dismiss"]
+
+    @admin.display(description="reporter", ordering="reporter_username")
+    def reporter_shown(self, report: AbuseReport) -> str | None:
+        return account_shown(report.reporter, report.reporter_username)
+
+    @admin.display(description="reported user", ordering="reported_username")
+    def reported_shown(self, report: AbuseReport) -> str | None:
+        return account_shown(report.reported_user, report.reported_username)
 
     @admin.action(description="Mark the selected reports resolved")
     def mark_resolved(self, request, queryset):

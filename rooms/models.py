@@ -159,7 +159,11 @@ class ReportStatus(models.TextChoices):
 
 
 class AbuseReport(models.Model):
-    """A user's report of a space or of a user, for staff to review."""
+    """A user's report of a space or of a user, for staff to review.
+
+    A report outlives the accounts it names: deleting the reporter or the reported
+    user empties the link, and the usernames kept at report time still say who.
+    """
 
     class Reason(models.TextChoices):
         SPAM = "spam"
@@ -169,11 +173,15 @@ class AbuseReport(models.Model):
         IMPERSONATION = "impersonation"
         OTHER = "other"
 
-    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports_made")
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports_made"
+    )
+    reporter_username = models.CharField(max_length=150)
     space = models.ForeignKey(Space, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
     reported_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="reports_received"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports_received"
     )
+    reported_username = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     details = models.TextField(blank=True, max_length=1000)
     status = models.CharField(max_length=10, choices=ReportStatus.choices, default=ReportStatus.OPEN, db_index=True)
@@ -181,13 +189,18 @@ class AbuseReport(models.Model):
 
     class Meta:
         constraints = [
+            # The kept username, not the link, names the subject: the link empties when the account goes.
             models.CheckConstraint(
-                condition=Q(space__isnull=False) | Q(reported_user__isnull=False), name="report_has_subject"
-            )
+                condition=Q(space__isnull=False) | ~Q(reported_username=""), name="report_has_subject"
+            ),
+            models.CheckConstraint(
+                condition=Q(reported_user__isnull=True) | ~Q(reported_username=""), name="report_keeps_reported_name"
+            ),
+            models.CheckConstraint(condition=~Q(reporter_username=""), name="report_keeps_reporter_name"),
         ]
 
     def __str__(self) -> str:
-        subject = f"@{self.reported_user}" if self.reported_user_id else f"space {self.space_id}"
+        subject = f"@{self.reported_username}" if self.reported_username else f"space {self.space_id}"
         return f"{self.reason} report on {subject}"
 
 

@@ -15,6 +15,13 @@ def report_create(
         raise InvalidSpace("You can't report yourself.", code="self_report")
     if reason not in AbuseReport.Reason.values:
         raise InvalidSpace(f"The reason is one of: {', '.join(AbuseReport.Reason.values)}.", code="bad_reason")
+    # The usernames are kept with the report so that it still says who once an account is deleted.
     return AbuseReport.objects.create(
-        reporter=reporter, space=space, reported_user=user, reason=reason, details=details[:1000]
+        reporter=reporter,
+        reporter_username=reporter.username,
+        space=space,
+        reported_user=user,
+        reported_username=user.username if user is not None else "",
+        reason=reason,
+        details=details[:1000],
     )
