@@ -61,7 +61,7 @@ def fresh_postgres(url: str) -> None:
 def set_up_django(database_url: str) -> None:
     os.environ.update(
         DJANGO_SETTINGS_MODULE="spaces_site.settings",
-        SECRET_KEY="bench-only-not-a-secret",
+        SECRET_KEY="bench-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
         DATABASE_URL=database_url,
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         CELERY_TASK_ALWAYS_EAGER="1",

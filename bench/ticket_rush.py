@@ -331,7 +331,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "spaces_site.settings",
         "DATABASE_URL": args.database_url,
         "DEBUG": "0",
-        "SECRET_KEY": "ticket-rush-benchmark-only",
+        "SECRET_KEY": "ticket-rush-benchmark-only-not-a-secret-0123456789abcdefghij",
         "CELERY_TASK_ALWAYS_EAGER": "1",
         "STRIPE_API_BASE": standin.url,
         "STRIPE_SECRET_KEY": standin.api_key,

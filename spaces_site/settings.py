@@ -8,10 +8,12 @@ and Redis. Code reads `django.conf.settings`, never `os.environ`.
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import redis.exceptions
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
@@ -42,10 +44,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Django's own bar for a key (`check --deploy`, security.W009): sessions, password resets and
+# signed values are only as safe as this.
+SECRET_KEY_MIN_LENGTH, SECRET_KEY_MIN_UNIQUE = 50, 5
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+elif not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} random characters when DEBUG is off; make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(64))'."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -68,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
+    "axes",
     "accounts",
     "rooms",
     "ticketing",
@@ -78,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Outermost of the rest: a view meeting a database or Redis outage becomes a 503.
     "spaces_site.middleware.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -87,6 +99,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in that django-axes refused into its lockout answer (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
     # Last: the chain above runs in one thread per request (see its docstring).
     "spaces_site.middleware.SyncChainMiddleware",
 ]
@@ -230,6 +244,32 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
+# Failed sign-ins (the login form and the token API, both through `authenticate`) are counted by
+# django-axes, which must come first so it refuses a locked-out username before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# SPACES_LOGIN_FAILURE_LIMIT failures lock a username out from the address they came from for
+# SPACES_LOGIN_LOCKOUT_MIN; each refused try starts the wait again. The pair, not either alone: a
+# guesser is stopped, but cannot lock the owner (another address) or other people out.
+AXES_FAILURE_LIMIT = env_int("SPACES_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SPACES_LOGIN_LOCKOUT_MIN", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The database handler: failures are counted in one place for every web process (the default
+# cache is per process without Redis) and staff see and clear them in the admin ("Access attempts").
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Only failures are kept, not a row per successful sign-in.
+AXES_DISABLE_ACCESS_LOG = True
+# Usernames sign in case-insensitively, so they are counted so; addresses are read as the API's
+# throttles read them (SPACES_NUM_PROXIES); the answer is a 429 page or JSON error (accounts/views.py).
+AXES_USERNAME_CALLABLE = "accounts.views.login_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.views.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+# Password-reset e-mails per requesting address and per account (each counted on its own).
+SPACES_PASSWORD_RESET_RATE = os.environ.get("SPACES_PASSWORD_RESET_RATE", "3/hour")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -304,10 +344,35 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# What pages may load and where they may connect: the site itself, images and audio from blobs
+# (replays, clips) and data URLs, inline style attributes; no inline scripts, no framing. The
+# API's own documentation pages (drf-spectacular) are exempt (spaces_site/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "media-src": [SELF, "blob:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HTTPS remembered by browsers for a year. The TLS proxy usually sends plain HTTP to HTTPS;
+    # SECURE_SSL_REDIRECT=1 has the site do it too (README, "Production": `check --deploy` clean),
+    # still letting the balancer's and the supervisor's health checks in over plain HTTP.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz", r"^readyz"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 
 LOGGING = {
     "version": 1,

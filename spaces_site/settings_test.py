@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
 
 from spaces_site.settings import *  # noqa: F403
 from spaces_site.settings import STORAGES

@@ -36,7 +36,7 @@ def worker_process(settings):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "spaces_site.settings",
-        "SECRET_KEY": "tests-only",
+        "SECRET_KEY": "tests-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SPACES_MEDIA_ICE_LOOPBACK": "1",

@@ -241,7 +241,7 @@ class Cluster:
             **os.environ,
             **self.env,
             "DJANGO_SETTINGS_MODULE": "spaces_site.settings",
-            "SECRET_KEY": "tests-only",
+            "SECRET_KEY": "tests-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
             "DATABASE_URL": database_url(connection.settings_dict),
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
