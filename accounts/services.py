@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from accounts import avatars, lock_objects, realtime
+from accounts import avatars, lock_objects, realtime, signals
 from accounts.errors import FollowBlocked, SelfBlock, SelfFollow
 from accounts.models import AuditEntry, Block, Follow, User
 
@@ -113,7 +113,8 @@ def follow_delete(*, follower: User, followee: User) -> bool:
 
 
 def user_block(*, blocker: User, blocked: User) -> bool:
-    """`blocker` blocks `blocked`: follows both ways end. Idempotent."""
+    """`blocker` blocks `blocked`: follows both ways end, and the apps above hear of it
+    (`signals.user_blocked`, inside this transaction) to act on it where they must. Idempotent."""
     if blocker.pk == blocked.pk:
         raise SelfBlock("You can't block yourself.")
     with transaction.atomic():
@@ -127,6 +128,7 @@ def user_block(*, blocker: User, blocked: User) -> bool:
                 User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") - 1)
                 User.objects.filter(pk=follower.pk).update(following_count=F("following_count") - 1)
         audit_record(actor=blocker, action="accounts.user.blocked", subject=blocked)
+        signals.user_blocked.send(sender=User, blocker=blocker, blocked=blocked)
     return True
 
 

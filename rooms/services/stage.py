@@ -236,8 +236,9 @@ def speaker_mute(*, actor: User, space_id: int, target: User) -> Participant:
     return scene.target
 
 
-def participant_remove(*, actor: User, space_id: int, target: User) -> Participant:
-    """A moderator removes someone from the space and keeps them out."""
+def participant_remove(*, actor: User, space_id: int, target: User, reason: str = "moderator") -> Participant:
+    """A moderator removes someone from the space and keeps them out. `reason` says why in the audit
+    row: "moderator" (a moderator's own decision) or "blocked" (the moderator blocked them)."""
     with transaction.atomic():
         scene = _lock(space_id, actor, target)
         permissions.check("participant.remove", _role(scene.actor), _role(scene.target))
@@ -246,7 +247,9 @@ def participant_remove(*, actor: User, space_id: int, target: User) -> Participa
         _to_audience(participant)
         participant.left_at = timezone.now()
         participant.save(update_fields=["left_at"])
-        audit_record(actor=actor, action="rooms.participant.removed", subject=scene.space, user=target.username)
+        audit_record(
+            actor=actor, action="rooms.participant.removed", subject=scene.space, user=target.username, reason=reason
+        )
         events.emit(events.participant_removed(space_id, target), events.PUBLIC)
     return participant
 
