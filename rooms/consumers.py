@@ -37,6 +37,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_NOT_FOUND = 4404
 CLOSE_REFUSED = 4403
 CLOSE_FLOODING = 4429
+REMOVED = "You were removed from this space."
 # How many refused commands a client may send before it is closed.
 FLOOD_LIMIT = 50
 # An event addressed to two of a socket's groups arrives twice, one after the other: a few ids suffice.
@@ -159,7 +160,7 @@ class SpaceConsumer(SteadyConsumer):
     # Client -> server
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if not self.joined:
+        if not self.joined or self.closing:
             return
         frame = text_data if text_data is not None else bytes_data
         if len(frame) > settings.SPACES_WS_MAX_FRAME:
@@ -235,7 +236,9 @@ class SpaceConsumer(SteadyConsumer):
             event["ref"] = ref
         await self.send_json(event)
         if self.refused > FLOOD_LIMIT:
+            # Closed, and gone at once: what the flood has queued up behind is not worked through.
             await self.close(code=CLOSE_FLOODING)
+            await self.websocket_disconnect({"code": CLOSE_FLOODING})
 
     # Server -> client
 
@@ -247,7 +250,9 @@ class SpaceConsumer(SteadyConsumer):
         kind = message["kind"]
         about_me = self.user.is_authenticated and message.get("user_id") == self.user.pk
         if kind == "participant.removed" and about_me:
-            await self.send_json({"type": "error", "code": "removed", "detail": "You were removed from this space."})
+            if events.event_of(message).get("reason", "removed") == "removed":
+                await self.send_json({"type": "error", "code": "removed", "detail": REMOVED})
+            # (for another reason, the socket was told why just before)
             await self.close(code=CLOSE_REFUSED)
             return
         await self.send(text_data=message["text"])

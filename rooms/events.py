@@ -144,8 +144,10 @@ def participant_updated(participant: Participant, *, present: bool = True) -> Ev
     return _event("participant.updated", participant.space_id, about=participant.user_id, participant=payload)
 
 
-def participant_removed(space_id: int, user) -> Event:
-    return _event("participant.removed", space_id, about=user.pk, user=user_payload(user))
+def participant_removed(space_id: int, user, *, reason: str = "removed") -> Event:
+    """Someone is out of the space: "removed" by a moderator, or another `reason` their entry ended
+    for (their own sockets were told it first, as an `error` of that code)."""
+    return _event("participant.removed", space_id, about=user.pk, user=user_payload(user), reason=reason)
 
 
 def reaction(space_id: int, user, emoji: str) -> Event:
@@ -284,7 +286,7 @@ SCHEMAS = {
     "space.updated": _schema("space.updated", space=_SPACE),
     "space.ended": _schema("space.ended", space=_SPACE, reason={"type": "string"}),
     "participant.updated": _schema("participant.updated", participant=_PARTICIPANT),
-    "participant.removed": _schema("participant.removed", user=_USER),
+    "participant.removed": _schema("participant.removed", user=_USER, reason={"type": "string"}),
     "reaction": _schema("reaction", user=_USER, emoji={"type": "string"}),
     "listeners.count": _schema("listeners.count", count={"type": "integer", "minimum": 0}),
     "speaking": _schema("speaking", user=_USER, speaking={"type": "boolean"}),

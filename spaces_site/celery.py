@@ -21,6 +21,8 @@ app.conf.beat_schedule = {
     "media-recordings-recover": {"task": "media.tasks.recordings_recover_task", "schedule": 300.0},
     # Ticket holds whose Stripe webhook never came, and refunds whose task was lost.
     "ticketing-holds-sweep": {"task": "ticketing.tasks.holds_sweep_task", "schedule": 60.0},
+    # Stripe events whose worker died mid-handling, or whose task (or its retry) was lost.
+    "ticketing-webhooks-resume": {"task": "ticketing.tasks.webhook_events_resume_task", "schedule": 60.0},
     # Reminders and notifications: lead reminders, stale claims, lost tasks, spaces that never started.
     # A tick that waited longer than its period in the queue is dropped; the next one does the same work.
     "scheduling-due-work": {

@@ -180,6 +180,12 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Started: when its handler counts as dead. Failed: when the task tries again. Else empty.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-pk"]

@@ -57,10 +57,14 @@ def refund_request_task(self, refund_id: int) -> str:
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def webhook_event_handle_task(self, event_id: int) -> str:
-    """Handle one stored Stripe event; retried while Stripe can't be asked about its object."""
+    """Handle one stored Stripe event; retried with backoff after a Stripe error that may pass, or a crash."""
     result = services.webhook_event_process(event_id=event_id)
     if result == "retry" and self.request.retries < WEBHOOK_MAX_RETRIES:
-        return _retry(self, _backoff(self.request.retries))
+        countdown = _backoff(self.request.retries)
+        services.webhooks.webhook_event_retry_scheduled(
+            event_id=event_id, at=timezone.now() + timedelta(seconds=countdown)
+        )
+        return _retry(self, countdown)
     return result
 
 
@@ -83,6 +87,12 @@ def holds_sweep_task() -> dict:
     outcome = services.holds_sweep()
     outcome["refunds_requeued"] = services.refunds_resume()
     return outcome
+
+
+@shared_task
+def webhook_events_resume_task() -> int:
+    """Celery beat: handle again Stripe events whose worker died or whose task was lost."""
+    return services.webhooks.webhook_events_resume()
 
 
 @shared_task(autoretry_for=(smtplib.SMTPException, OSError), retry_backoff=True, max_retries=5)

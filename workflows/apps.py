@@ -9,6 +9,6 @@ class WorkflowsConfig(AppConfig):
     def ready(self) -> None:
         from rooms.passes import passes_checked_by
         from ticketing.selectors import holds_paid_ticket
-        from workflows import blocks, spaces  # noqa: F401  (connect the reactions to the signals below them)
+        from workflows import blocks, refunds, spaces  # noqa: F401  (connect the reactions to the signals below them)
 
         passes_checked_by(holds_paid_ticket)

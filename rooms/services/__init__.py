@@ -5,6 +5,7 @@ one event after commit (`rooms.events`) and leave an audit entry for
 moderation and lifecycle changes."""
 
 from rooms.services.captions import caption_line_store, captions_set, transcript_keep, transcripts_expire
+from rooms.services.entry import entry_end
 from rooms.services.lifecycle import (
     space_cancel,
     space_create,
@@ -53,6 +54,7 @@ __all__ = [
     "connection_open",
     "connection_restore",
     "connections_seen",
+    "entry_end",
     "hand_approve",
     "hand_deny",
     "hand_lower",

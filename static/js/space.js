@@ -308,7 +308,7 @@
     reaction: function (m) { floatReaction(m.emoji); },
     error: function (m) {
       if (m.code === "unavailable") { retryAfter = (m.retry_after || 2) * 1000; setStatus(m.detail, false, true); return; }
-      setStatus(m.detail, true, m.code === "removed" || m.code === "entry_refused");
+      setStatus(m.detail, true, m.code === "removed" || m.code === "entry_refused" || m.code === "ticket_refunded");
     },
     pong: function () {},
     ok: function () {},

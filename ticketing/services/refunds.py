@@ -5,7 +5,8 @@ idempotency key `refund-<ticket id>`; a Celery task per refund asks Stripe
 after commit and is retried with backoff while Stripe doesn't answer. Every
 retry sends the same key, so Stripe refunds a charge once however often we
 ask. The ticket turns `paid → refunded` only when Stripe says so, and the
-buyer is told then.
+buyer is told then, and whoever listens to `ticketing.signals.ticket_pass_ended`
+hears that the ticket no longer lets its buyer in (a live space lets them go).
 """
 
 import logging
@@ -21,7 +22,7 @@ from accounts.services import audit_record
 from rooms.models import Space
 from rooms.services.numbers import numbers_add
 from spaces_site.errors import NotAllowed
-from ticketing import lock_objects, tasks
+from ticketing import lock_objects, signals, tasks
 from ticketing.errors import TicketNotFound, TicketWrongState
 from ticketing.models import Refund, RefundState, Ticket, TicketState
 from ticketing.stripe_client import is_transient, stripe_client
@@ -189,7 +190,12 @@ def _refund_finish(*, refund_id: int, state: str, stripe_refund_id: str = "", no
 
 
 def ticket_mark_refunded(*, ticket: Ticket, source: str) -> bool:
-    """paid → refunded (with the ticket locked), and the buyer is told after commit. False if not paid."""
+    """paid → refunded (with the ticket locked), and the buyer is told after commit. False if not paid.
+
+    Every way a paid ticket stops being one passes here (a staff refund, a
+    cancelled space, Stripe's own `charge.refunded`), so the announcement that
+    it no longer lets its buyer in is made here, after commit.
+    """
     if ticket.state != TicketState.PAID:
         return False
     ticket.state = TicketState.REFUNDED
@@ -197,8 +203,15 @@ def ticket_mark_refunded(*, ticket: Ticket, source: str) -> bool:
     ticket.save(update_fields=["state", "refunded_at"])
     audit_record(actor=None, action="ticketing.ticket.refunded", subject=ticket, source=source)
     numbers_add(space_id=ticket.space_id, tickets_sold=-1, revenue_minor=-ticket.amount_minor)
-    ticket_id = ticket.pk
+    ticket_id, space_id, buyer_id = ticket.pk, ticket.space_id, ticket.buyer_id
     transaction.on_commit(lambda: tasks.ticket_refunded_notify_task.delay(ticket_id))
+    # Robust: the refund stands and the buyer is still told if a reaction fails (it is logged).
+    transaction.on_commit(
+        lambda: signals.ticket_pass_ended.send(
+            sender=Ticket, ticket_id=ticket_id, space_id=space_id, buyer_id=buyer_id, reason=TicketState.REFUNDED.value
+        ),
+        robust=True,
+    )
     return True
 
 

@@ -5,16 +5,22 @@ fast); `webhook_event_process` handles it: it takes the event row's lock to
 move it `received → started`, asks Stripe for the object the event is about
 (trusting nothing in the payload but ids), moves tickets and accounts only
 from allowed states, and records `succeeded` or `failed` with the error.
+
+Nothing unfinished is dropped: a crash is recorded as `failed` and retried by
+the task; a `started` whose worker died is taken again once its timeout
+(doubling with each attempt) has passed, by Stripe's next delivery or by
+`webhook_events_resume`, the periodic sweep that also queues again events
+whose task was lost. The row lock keeps every path to one handling at a time.
 """
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import stripe
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from spaces_site.errors import InvalidRequest, ServiceError
@@ -29,7 +35,13 @@ from ticketing.stripe_client import is_transient, metadata_of, stripe_client
 log = logging.getLogger(__name__)
 
 # A handler that started this long ago and never finished died with its worker: run it again.
+# The timeout doubles with each attempt (up to 32 times), so an event that kills its worker is
+# not taken every ten minutes for ever.
 STALE_START = timedelta(minutes=10)
+# Past this many attempts the sweep stops taking a dead start again: it waits for staff or Stripe.
+SWEEP_MAX_ATTEMPTS = 9
+# A failed event's task retries it at `next_attempt_at`; this long after, the retry counts as lost.
+RETRY_LOST_AFTER = timedelta(minutes=5)
 
 
 class BadSignature(InvalidRequest):
@@ -40,7 +52,8 @@ def webhook_event_receive(*, payload: bytes, signature: str | None) -> WebhookEv
     """Verify a delivery's signature and store its event (once); queue its handling after commit.
 
     Raises `BadSignature` (400) and stores nothing when the signature or the
-    body is wrong. A repeated delivery of an event that failed is queued again.
+    body is wrong. A repeated delivery of an event not yet handled is queued
+    again; the handling finds it busy if its first handler is still running.
     """
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
@@ -70,24 +83,32 @@ def webhook_event_receive(*, payload: bytes, signature: str | None) -> WebhookEv
         )
         if not created:
             WebhookEvent.objects.filter(pk=event.pk).update(deliveries=F("deliveries") + 1)
-        if created or event.status in (WebhookEventStatus.RECEIVED, WebhookEventStatus.FAILED):
+        if created or event.status != WebhookEventStatus.SUCCEEDED:
             transaction.on_commit(lambda: tasks.webhook_event_handle_task.delay(event.pk))
     return event
 
 
 def webhook_event_process(*, event_id: int) -> str:
-    """Handle a stored event once. Returns "done", "busy", "succeeded", "failed" or "retry"."""
+    """Handle a stored event once. Returns "done", "busy", "succeeded", "failed" or "retry".
+
+    "busy" while another handler holds it (`started`, its timeout not passed);
+    a `started` past its timeout is taken again. "retry" after an error that
+    may pass: a transient one of Stripe's, or a crash of our own.
+    """
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.status == WebhookEventStatus.SUCCEEDED:
             return "done"
         now = timezone.now()
-        if event.status == WebhookEventStatus.STARTED and event.started_at and event.started_at > now - STALE_START:
-            return "busy"
+        if event.status == WebhookEventStatus.STARTED:
+            if event.next_attempt_at and event.next_attempt_at > now:
+                return "busy"
+            log.warning("Stripe event %s: its handler never finished; taking it again", event.stripe_event_id)
         event.status = WebhookEventStatus.STARTED
         event.started_at = now
         event.attempts += 1
-        event.save(update_fields=["status", "started_at", "attempts"])
+        event.next_attempt_at = now + STALE_START * 2 ** min(event.attempts - 1, 5)
+        event.save(update_fields=["status", "started_at", "attempts", "next_attempt_at"])
     try:
         outcome = _handle(event)
     except stripe.StripeError as error:
@@ -96,13 +117,60 @@ def webhook_event_process(*, event_id: int) -> str:
     except ServiceError as error:
         _finish(event, WebhookEventStatus.FAILED, error=f"{error.code}: {error.detail}")
         return "retry" if isinstance(error, PaymentsUnavailable) else "failed"
+    except Exception as error:
+        # A bug or a state nobody foresaw. Left to escape, it would leave the event `started` and the
+        # task done; kept as the error (traceback in the log), the task tries again with backoff.
+        log.exception("Stripe event %s (%s) crashed", event.stripe_event_id, event.type)
+        _finish(event, WebhookEventStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        return "retry"
     _finish(event, WebhookEventStatus.SUCCEEDED, outcome=outcome)
     return "succeeded"
 
 
+def webhook_event_retry_scheduled(*, event_id: int, at: datetime) -> None:
+    """Note when the task handles a failed event again (staff see it; the sweep leaves it alone until then)."""
+    WebhookEvent.objects.filter(pk=event_id, status=WebhookEventStatus.FAILED).update(next_attempt_at=at)
+
+
+def webhook_events_resume() -> int:
+    """The periodic sweep: queue again the events nothing else will handle. Returns how many.
+
+    Those are a `started` whose handler died (past its timeout), a `failed`
+    whose task's retry is overdue, and a `received` whose task never ran.
+    A dead start with `SWEEP_MAX_ATTEMPTS` spent is marked failed instead.
+    """
+    now = timezone.now()
+    given_up = WebhookEvent.objects.filter(
+        status=WebhookEventStatus.STARTED, next_attempt_at__lte=now, attempts__gte=SWEEP_MAX_ATTEMPTS
+    )
+    for event in given_up:
+        # Conditional, so a handler that took it meanwhile (a redelivery) is left alone.
+        if WebhookEvent.objects.filter(pk=event.pk, status=event.status, started_at=event.started_at).update(
+            status=WebhookEventStatus.FAILED,
+            error=f"Its handling started {event.attempts} times and never finished.",
+            next_attempt_at=None,
+            finished_at=now,
+        ):
+            log.warning("Stripe event %s: given up after %s attempts", event.stripe_event_id, event.attempts)
+    overdue = now - RETRY_LOST_AFTER
+    due = list(
+        WebhookEvent.objects.filter(
+            Q(status=WebhookEventStatus.STARTED, next_attempt_at__lte=now, attempts__lt=SWEEP_MAX_ATTEMPTS)
+            | Q(status=WebhookEventStatus.FAILED, next_attempt_at__lte=overdue)
+            | Q(status=WebhookEventStatus.RECEIVED, received_at__lte=overdue)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for event_id in due:
+        tasks.webhook_event_handle_task.delay(event_id)
+    return len(due)
+
+
 def _finish(event: WebhookEvent, status: str, *, outcome: str = "", error: str = "") -> None:
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        status=status, outcome=outcome[:200], error=error[:5000], finished_at=timezone.now()
+    # Only this attempt's own start: a handler so slow that it was taken again leaves the record to the new one.
+    WebhookEvent.objects.filter(pk=event.pk, started_at=event.started_at).update(
+        status=status, outcome=outcome[:200], error=error[:5000], finished_at=timezone.now(), next_attempt_at=None
     )
     if error:
         log.warning("Stripe event %s (%s) failed: %s", event.stripe_event_id, event.type, error)
