@@ -1,6 +1,6 @@
 """REST endpoints for accounts: sign-up, tokens, profiles, follows, blocks, hosting."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -23,7 +23,7 @@ from accounts.serializers import (
     TokenSerializer,
     UserSummarySerializer,
 )
-from spaces_site.api_errors import error_responses
+from spaces_site.api_errors import ErrorSerializer, error_responses
 
 
 class SignupApi(APIView):
@@ -46,16 +46,29 @@ class SignupApi(APIView):
 
 
 class TokenApi(APIView):
-    """Exchange a username and password for an API token; DELETE revokes it."""
+    """Exchange a username and password for an API token; DELETE revokes it.
+
+    The check goes through Django's `authenticate` with the Django request, so django-axes counts
+    each failure: too many for one username from one address answer 429 `locked_out` with
+    `Retry-After` (accounts.views.login_locked_out), even for the right password.
+    """
 
     permission_classes = [permissions.AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer, **error_responses(400, 403)})
+    @extend_schema(
+        request=CredentialsSerializer,
+        responses={
+            200: TokenSerializer,
+            **error_responses(400, 403),
+            429: OpenApiResponse(ErrorSerializer, description="Too many requests, or too many failed sign-ins"),
+        },
+    )
     def post(self, request: Request) -> Response:
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
+        # Axes marks the Django request, not DRF's wrapper: its middleware answers from that mark.
         user = selectors.credentials_verify(request=request._request, **credentials.validated_data)
         token, _ = Token.objects.get_or_create(user=user)
         return Response(TokenSerializer({"token": token.key, "user": user}).data)
@@ -111,11 +124,30 @@ class ProfileApi(APIView):
 
 
 class FollowApi(APIView):
-    """POST follows, DELETE unfollows; both are idempotent."""
+    """POST follows, DELETE unfollows; both are idempotent.
+
+    Follows are limited per account (`follow` scope, SPACES_API_FOLLOW_RATE, a budget the page's
+    follow form shares) on top of the usual limits, so a thousand follows can't come from one
+    script; unfollowing is never limited.
+    """
 
     permission_classes = [permissions.IsAuthenticated]
+    throttle_scope = "follow"
 
-    @extend_schema(request=None, responses={200: FollowStateSerializer, **error_responses(400, 401, 403, 404)})
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            throttles.append(ScopedRateThrottle())
+        return throttles
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: FollowStateSerializer,
+            **error_responses(400, 401, 403, 404),
+            429: OpenApiResponse(ErrorSerializer, description="Too many follows from this account"),
+        },
+    )
     def post(self, request: Request, username: str) -> Response:
         followee = selectors.user_get(username=username)
         changed = services.follow_create(follower=request.user, followee=followee)

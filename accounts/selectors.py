@@ -1,9 +1,12 @@
 """Reads of people and their graph, shared by pages, the API and consumers."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from accounts.errors import AccountBanned, InvalidCredentials, UserNotFound
 from accounts.models import Block, Follow, User
@@ -59,6 +62,38 @@ def followers_of(*, user: User) -> QuerySet[User]:
     return User.objects.filter(following_set__followee=user, banned_at__isnull=True).order_by(
         "-following_set__created_at", "-pk"
     )
+
+
+@dataclass(frozen=True)
+class CountedFollowers:
+    """A person's followers split by whether they count toward hosting thresholds (PRODUCT.md §1)."""
+
+    counted: int  # active, and following for SPACES_FOLLOWER_MIN_AGE_H from an account at least that old
+    too_new: int  # active, but the account or the follow is younger than that
+    inactive: int  # banned or deactivated: stop counting the moment it happens
+
+
+def counted_followers(*, user: User) -> CountedFollowers:
+    """The followers of `user` that count toward the hosting and ticketed-hosting thresholds, and why
+    the others don't, in one query. `User.followers_count` stays the number shown on profiles.
+
+    Only the follow's age is needed in practice (an account is older than its follows); the account's
+    age is checked too so that a follow row dated before its account (an import) can't count early.
+    Like the rule before it, this trusts `user.followers_count` as loaded: pass a fresh user.
+    """
+    if user.followers_count == 0:
+        # Kept exact with the follow rows (`services.follow_create`), and an error in it could only
+        # refuse: no query for the many people who have no followers yet (every home page asks).
+        return CountedFollowers(counted=0, too_new=0, inactive=0)
+    cutoff = timezone.now() - timedelta(hours=settings.SPACES_FOLLOWER_MIN_AGE_H)
+    active = Q(follower__is_active=True, follower__banned_at__isnull=True)
+    old_enough = Q(created_at__lte=cutoff, follower__date_joined__lte=cutoff)
+    tally = Follow.objects.filter(followee_id=user.pk).aggregate(
+        counted=Count("pk", filter=active & old_enough),
+        too_new=Count("pk", filter=active & ~old_enough),
+        inactive=Count("pk", filter=~active),
+    )
+    return CountedFollowers(**tally)
 
 
 def followed_by(*, user: User) -> QuerySet[User]:

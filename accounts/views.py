@@ -1,17 +1,21 @@
 """Pages for people: home, profiles, follower lists, sign-up, settings."""
 
 import hashlib
+import math
 from html import escape
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 from accounts import selectors, services
 from accounts.errors import UserNotFound
@@ -76,9 +80,23 @@ def _relation_action(request: HttpRequest, username: str, action, success: str) 
     return _back(request, other.get_absolute_url())
 
 
+class FollowThrottle(UserRateThrottle):
+    """The API's `follow` limit (SPACES_API_FOLLOW_RATE) for the follow form. Its cache key is the one
+    `FollowApi`'s scoped throttle uses (`throttle_follow_<user id>`): one budget per account for both."""
+
+    scope = "follow"
+
+
 @login_required
 @require_POST
 def follow(request: HttpRequest, username: str) -> HttpResponse:
+    throttle = FollowThrottle()
+    if not throttle.allow_request(request, None):
+        minutes = math.ceil((throttle.wait() or 60) / 60)
+        messages.error(
+            request, f"You're following people too fast. Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+        )
+        return _back(request, _profile_user(username).get_absolute_url())
     return _relation_action(
         request,
         username,
@@ -172,3 +190,75 @@ def avatar_fallback(request: HttpRequest, username: str) -> HttpResponse:
         f"{escape(initials)}</text></svg>"
     )
     return HttpResponse(svg, content_type="image/svg+xml")
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request came from, read as the API's throttles read it (SPACES_NUM_PROXIES),
+    so the sign-in lockout and every rate limit count the same client."""
+    return BaseThrottle().get_ident(request)
+
+
+def login_username(request: HttpRequest, credentials: dict | None) -> str:
+    """The username django-axes counts failures against: lower-cased, as usernames sign in
+    case-insensitively, so `Bob` and `BOB` are one lockout."""
+    username = (credentials or {}).get("username") or request.POST.get("username") or ""
+    return username.strip().lower()
+
+
+def login_locked_out(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None):
+    """django-axes' answer to a sign-in from a locked-out username and address: 429 with
+    `Retry-After`, as `{"code", "detail"}` on the API and as a page on the site."""
+    wait_s = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    minutes = math.ceil(wait_s / 60)
+    detail = (
+        f"Too many failed sign-ins for this username from your network. Try again in {minutes} minutes, "
+        "or reset your password."
+    )
+    if request.path_info.startswith("/api/"):
+        response = JsonResponse({"code": "locked_out", "detail": detail}, status=429)
+    else:
+        response = render(request, "registration/locked_out.html", {"detail": detail}, status=429)
+    response["Retry-After"] = str(wait_s)
+    return response
+
+
+class PasswordResetThrottle(SimpleRateThrottle):
+    """SPACES_PASSWORD_RESET_RATE reset e-mails per `scope` and identity: DRF's sliding window, kept in the cache."""
+
+    def __init__(self, *, scope: str, ident: str):
+        self.rate = settings.SPACES_PASSWORD_RESET_RATE
+        self.scope = scope
+        self.ident = ident
+        super().__init__()
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.ident}
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset form, sending at most SPACES_PASSWORD_RESET_RATE e-mails per requesting address
+    and per account's e-mail address.
+
+    Past the requesting address's limit the form says so (429). Past the account's, the answer is the
+    usual "sent" page but no e-mail goes: nobody can flood an inbox, nor learn whether it was spared.
+    """
+
+    def form_valid(self, form):
+        by_address = PasswordResetThrottle(scope="password_reset_address", ident=client_address(self.request))
+        if not by_address.allow_request(self.request, self):
+            wait_s = math.ceil(by_address.wait() or 1)
+            form.add_error(
+                None,
+                f"Too many password-reset requests from your network. Try again in {math.ceil(wait_s / 60)} minutes.",
+            )
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = str(wait_s)
+            return response
+        email = form.cleaned_data["email"].strip().lower()
+        by_account = PasswordResetThrottle(
+            scope="password_reset_account", ident=hashlib.sha256(email.encode()).hexdigest()
+        )
+        if not by_account.allow_request(self.request, self):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)

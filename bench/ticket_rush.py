@@ -127,6 +127,10 @@ def seed(out_path: str, buyers: int, cap: int) -> None:
     creator = User.objects.create(username="bench_creator", password=password)
     fans = User.objects.bulk_create([User(username=f"bench_fan{i:05d}", password=password) for i in range(1000)])
     Follow.objects.bulk_create(Follow(follower=fan, followee=creator) for fan in fans)
+    # Fans of long standing: only followers older than SPACES_FOLLOWER_MIN_AGE_H count toward hosting.
+    long_ago = timezone.now() - timedelta(days=90)
+    User.objects.filter(pk__in=[fan.pk for fan in fans]).update(date_joined=long_ago)
+    Follow.objects.filter(followee=creator).update(created_at=long_ago)
     User.objects.filter(pk=creator.pk).update(followers_count=F("followers_count") + 1000)
     started = timezone.now() - timedelta(days=1)
     Space.objects.bulk_create(

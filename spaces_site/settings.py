@@ -328,6 +328,8 @@ REST_FRAMEWORK = {
         "anon": os.environ.get("SPACES_API_ANON_RATE", "120/min"),
         "user": os.environ.get("SPACES_API_USER_RATE", "600/min"),
         "auth": os.environ.get("SPACES_API_AUTH_RATE", "10/min"),
+        # Follows per account, the API and the page form together (unfollowing is never limited).
+        "follow": os.environ.get("SPACES_API_FOLLOW_RATE", "100/hour"),
     },
     # Proxies in front of the web processes that append to X-Forwarded-For: the client's address
     # is the one they saw (0: the connection's own address).
@@ -383,6 +385,9 @@ LOGGING = {
 
 # Product rules (PRODUCT.md); each default is a setting.
 SPACES_HOST_MIN_FOLLOWERS = env_int("SPACES_HOST_MIN_FOLLOWERS", 600)
+# A follower counts toward a threshold once their follow (and so their account) is this old: three
+# days outlast a weekend's burst of throwaway sign-ups and give moderators time to ban it first.
+SPACES_FOLLOWER_MIN_AGE_H = env_int("SPACES_FOLLOWER_MIN_AGE_H", 72)
 SPACES_TICKETED_MIN_FOLLOWERS = env_int("SPACES_TICKETED_MIN_FOLLOWERS", 1000)
 SPACES_TICKETED_MIN_HOSTED = env_int("SPACES_TICKETED_MIN_HOSTED", 3)
 SPACES_HOST_ABSENCE_END_S = env_int("SPACES_HOST_ABSENCE_END_S", 300)

@@ -2,7 +2,8 @@
 
 `ticketed_hosting_eligibility` answers with the unmet conditions and the
 figures behind them, for pages and the API to show; `ensure_may_sell_tickets`
-raises the 403 error that states the rule. Hosting at all is accounts' rule
+raises the 403 error that states the rule. As for hosting, only real followers
+count (`accounts.selectors.counted_followers`). Hosting at all is accounts' rule
 (`accounts.eligibility`).
 """
 
@@ -12,8 +13,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.eligibility import followers_not_counted
 from accounts.errors import HostingNotEligible
 from accounts.models import User
+from accounts.selectors import counted_followers
 from rooms.models import Space
 from ticketing.selectors import creator_charges_enabled
 
@@ -24,7 +27,7 @@ class TicketedHostingEligibility:
     reason: str  # "eligible", "banned", or the first unmet condition below
     detail: str
     unmet: tuple[str, ...]  # "not_enough_followers", "not_enough_hosted", "payouts_not_ready"
-    followers_count: int
+    followers_count: int  # the followers that count (accounts.selectors.counted_followers)
     required_followers: int
     hosted_count: int
     required_hosted: int
@@ -45,7 +48,12 @@ def ticketed_hosting_eligibility(user: User) -> TicketedHostingEligibility:
     required_followers = settings.SPACES_TICKETED_MIN_FOLLOWERS
     required_hosted = settings.SPACES_TICKETED_MIN_HOSTED
     days = settings.SPACES_TICKETED_HOSTED_WINDOW_D
-    followers = user.followers_count
+    tally = counted_followers(user=user)
+    followers = tally.counted
+    left_out = followers_not_counted(tally)
+    # With some followers left out: "999 that count, not counting 1 banned or deactivated account".
+    that_count = f" that count{'s' if followers == 1 else ''}" if left_out else ""
+    not_counting = f", not counting {left_out}" if left_out else ""
     hosted = Space.objects.filter(host=user, started_at__gte=timezone.now() - timedelta(days=days)).count()
     charges_enabled = creator_charges_enabled(user=user)
 
@@ -68,7 +76,7 @@ def ticketed_hosting_eligibility(user: User) -> TicketedHostingEligibility:
     unmet, missing = [], []
     if followers < required_followers:
         unmet.append("not_enough_followers")
-        missing.append(f"at least {required_followers} followers (you have {followers})")
+        missing.append(f"at least {required_followers} followers (you have {followers}{that_count}{not_counting})")
     if hosted < required_hosted:
         unmet.append("not_enough_hosted")
         missing.append(f"at least {required_hosted} spaces hosted in the last {days} days (you hosted {hosted})")
@@ -79,8 +87,8 @@ def ticketed_hosting_eligibility(user: User) -> TicketedHostingEligibility:
         return answer(unmet[0], f"Selling tickets needs {'; '.join(missing)}.", tuple(unmet))
     return answer(
         "eligible",
-        f"You can sell tickets: {followers} followers, {hosted} spaces hosted in the last {days} days, "
-        "and Stripe can pay you.",
+        f"You can sell tickets: {followers} followers{that_count}, {hosted} spaces hosted in the last {days} days, "
+        "and Stripe can pay you." + (f" Followers not counted: {left_out}." if left_out else ""),
     )
 
 

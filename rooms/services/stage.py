@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.eligibility import hosting_eligibility
 from accounts.models import Follow, User
 from accounts.services import audit_record
 from rooms import events, lock_objects, permissions, selectors
@@ -319,7 +320,19 @@ def host_transfer(*, actor: User | None, space_id: int, target: User) -> Partici
                 space.save(update_fields=["host"])
         except IntegrityError as error:
             raise AlreadyLive(f"@{target.username} already hosts another live space.") from error
-        audit_record(actor=actor, action="rooms.host.transferred", subject=space, to=target.username)
+        # A co-host carries the space on whatever their followers (PRODUCT.md §1); staff see who did
+        # so without being eligible to start a space of their own.
+        eligibility = hosting_eligibility(target)
+        audit_record(
+            actor=actor,
+            action="rooms.host.transferred",
+            subject=space,
+            to=target.username,
+            from_host=old_host.user.username,
+            automatic=actor is None,
+            to_eligible=eligibility.eligible,
+            to_followers_counted=eligibility.followers_count,
+        )
         _updated(old_host)
         _updated(scene.target)
         events.emit(events.space_updated(space), events.PUBLIC)

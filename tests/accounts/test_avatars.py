@@ -198,7 +198,7 @@ def test_transparent_avatar_keeps_its_transparency(signed_in, user):
 def test_profile_page_upload_is_resized_and_replaces_the_old_file(user, settings, django_capture_on_commit_callbacks):
     # given
     browser = Client()
-    browser.login(username=user.username, password=PASSWORD)
+    browser.force_login(user)
 
     # when
     for _ in range(3):
@@ -215,7 +215,7 @@ def test_profile_page_upload_is_resized_and_replaces_the_old_file(user, settings
 def test_profile_page_refuses_an_avatar_over_the_pixel_limit(user, settings):
     # given
     browser = Client()
-    browser.login(username=user.username, password=PASSWORD)
+    browser.force_login(user)
 
     # when
     response = browser.post(
@@ -233,7 +233,7 @@ def test_profile_page_refuses_an_avatar_over_the_pixel_limit(user, settings):
 def test_profile_page_refuses_an_image_that_does_not_decode(user, settings):
     # given
     browser = Client()
-    browser.login(username=user.username, password=PASSWORD)
+    browser.force_login(user)
 
     # when
     response = browser.post("/settings/profile/", {"display_name": "Me", "avatar": png_with_header_only(64, 64)})

@@ -14,6 +14,8 @@ from rooms.services import space_create
 DEMO_PASSWORD = "spaces-demo-2026"
 ADMIN_PASSWORD = "spaces-admin-2026"
 
+# How long ago the demo's people joined and followed each other.
+DEMO_AGE_D = 90
 # username, display name, bio, followers wanted, staff hosting grant
 PEOPLE = [
     ("maya", "Maya Lin", "Product designer. Hosts Friday design crits.", 1240, False),
@@ -72,6 +74,11 @@ class Command(BaseCommand):
             already = sum(1 for _, followee in NAMED_FOLLOWS if followee == username)
             follows += [Follow(follower=f, followee=named[username]) for f in listeners[: wanted - already]]
         Follow.objects.bulk_create(follows, batch_size=1000)
+        # The demo's people have been around a while, so their followers count toward hosting
+        # (only followers older than SPACES_FOLLOWER_MIN_AGE_H do).
+        long_ago = timezone.now() - timedelta(days=DEMO_AGE_D)
+        User.objects.filter(pk__in=[u.pk for u in [*named.values(), *listeners]]).update(date_joined=long_ago)
+        Follow.objects.filter(followee__in=named.values()).update(created_at=long_ago)
         follow_counts_recount()
         self._seed_spaces({user.username: user for user in User.objects.filter(username__in=named)})
 

@@ -1,0 +1,173 @@
+"""Guessing passwords and flooding inboxes: failed sign-ins lock a username out from the address
+that failed (django-axes), and password-reset e-mails are limited per address and per account."""
+
+import pytest
+from django.core import mail
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+FAILURE_LIMIT = 5  # AXES_FAILURE_LIMIT's default (SPACES_LOGIN_FAILURE_LIMIT)
+RESET_EMAILS_PER_HOUR = 3  # SPACES_PASSWORD_RESET_RATE's default
+ATTACKER = "203.0.113.7"
+OWNER = "198.51.100.20"
+
+
+def _token(api, username: str, password: str, address: str = ATTACKER):
+    return api.post(
+        "/api/auth/token/", {"username": username, "password": password}, format="json", REMOTE_ADDR=address
+    )
+
+
+def _login(client: Client, username: str, password: str, address: str = ATTACKER):
+    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def _reset(client: Client, email: str, address: str = ATTACKER):
+    return client.post("/accounts/password-reset/", {"email": email}, REMOTE_ADDR=address)
+
+
+def test_token_api_answers_wrong_passwords_400_until_the_limit_then_429_locked_out(api):
+    # given
+    UserFactory(username="bob")
+
+    # when
+    answers = [_token(api, "bob", f"guess-{n}") for n in range(FAILURE_LIMIT)]
+
+    # then
+    assert [a.status_code for a in answers] == [400] * (FAILURE_LIMIT - 1) + [429]
+    locked = answers[-1]
+    assert locked.json()["code"] == "locked_out"
+    assert "Too many failed sign-ins" in locked.json()["detail"]
+    assert int(locked["Retry-After"]) == 30 * 60
+
+
+def test_a_locked_out_username_gets_no_token_even_with_the_right_password(api):
+    # given
+    UserFactory(username="bob")
+    for n in range(FAILURE_LIMIT):
+        _token(api, "bob", f"guess-{n}")
+
+    # when
+    answer = _token(api, "bob", PASSWORD)
+
+    # then
+    assert answer.status_code == 429
+    assert answer.json()["code"] == "locked_out"
+    assert not Token.objects.filter(user__username="bob").exists()
+
+
+def test_changing_the_username_case_does_not_evade_the_lockout(api):
+    # given: usernames sign in case-insensitively
+    UserFactory(username="bob")
+    spellings = ["bob", "Bob", "BOB", "bOb", "boB"]
+
+    # when
+    answers = [_token(api, name, "wrong") for name in spellings[:FAILURE_LIMIT]]
+    after = _token(api, "BoB", PASSWORD)
+
+    # then
+    assert answers[-1].status_code == 429
+    assert after.status_code == 429
+
+
+def test_the_lockout_holds_one_username_from_one_address_so_the_owner_and_others_still_sign_in(api):
+    # given: someone guessed bob's password from ATTACKER until locked out
+    UserFactory(username="bob")
+    UserFactory(username="carol")
+    for n in range(FAILURE_LIMIT):
+        _token(api, "bob", f"guess-{n}")
+
+    # when
+    bob_at_home = _token(api, "bob", PASSWORD, address=OWNER)
+    carol_from_attacker_address = _token(api, "carol", PASSWORD)
+
+    # then
+    assert bob_at_home.status_code == 200
+    assert carol_from_attacker_address.status_code == 200
+
+
+def test_login_form_shows_a_lockout_page_after_repeated_wrong_passwords():
+    # given
+    UserFactory(username="bob")
+    browser = Client()
+    for n in range(FAILURE_LIMIT - 1):
+        assert _login(browser, "bob", f"guess-{n}").status_code == 200  # the form again, with its error
+
+    # when
+    last_wrong = _login(browser, "bob", "guess-last")
+    right_after = _login(browser, "bob", PASSWORD)
+
+    # then
+    for page in (last_wrong, right_after):
+        assert page.status_code == 429
+        assert "registration/locked_out.html" in [t.name for t in page.templates]
+        assert "Too many failed sign-ins" in page.content.decode()
+        assert int(page["Retry-After"]) == 30 * 60
+    assert "_auth_user_id" not in browser.session
+
+
+def test_a_successful_form_login_clears_earlier_failures():
+    # given: one failure short of the limit, then the right password
+    UserFactory(username="bob")
+    browser = Client()
+    for n in range(FAILURE_LIMIT - 1):
+        _login(browser, "bob", f"guess-{n}")
+    assert _login(browser, "bob", PASSWORD).status_code == 302
+    browser.logout()
+
+    # when
+    page = _login(Client(), "bob", "one-typo")
+
+    # then: a fresh count, not the lockout
+    assert page.status_code == 200
+    assert "registration/locked_out.html" not in [t.name for t in page.templates]
+
+
+def test_ten_reset_requests_for_one_account_send_at_most_the_hourly_limit_of_emails():
+    # given
+    UserFactory(username="bob", email="bob@example.com")
+    browser = Client()
+
+    # when: ten requests, each from a different address
+    answers = [_reset(browser, "bob@example.com", address=f"192.0.2.{n}") for n in range(10)]
+
+    # then: every request looks the same (nothing says the inbox was spared), few e-mails go out
+    assert {a.status_code for a in answers} == {302}
+    assert len(mail.outbox) == RESET_EMAILS_PER_HOUR
+    assert {m.to[0] for m in mail.outbox} == {"bob@example.com"}
+
+
+def test_reset_requests_from_one_address_are_limited_across_accounts():
+    # given
+    for n in range(10):
+        UserFactory(username=f"person{n}", email=f"person{n}@example.com")
+    browser = Client()
+
+    # when
+    answers = [_reset(browser, f"person{n}@example.com") for n in range(10)]
+
+    # then
+    assert [a.status_code for a in answers] == [302] * RESET_EMAILS_PER_HOUR + [429] * (10 - RESET_EMAILS_PER_HOUR)
+    assert len(mail.outbox) == RESET_EMAILS_PER_HOUR
+    refused = answers[-1]
+    assert "Too many password-reset requests" in refused.content.decode()
+    assert int(refused["Retry-After"]) > 0
+
+
+def test_the_reset_limit_for_one_account_ignores_how_the_address_is_spelled():
+    # given
+    UserFactory(username="bob", email="bob@example.com")
+    browser = Client()
+
+    # when
+    for n, spelling in enumerate(
+        ["bob@example.com", "BOB@example.com", "Bob@Example.com", " bob@EXAMPLE.com", "bOb@example.com"]
+    ):
+        _reset(browser, spelling, address=f"192.0.2.{n}")
+
+    # then
+    assert len(mail.outbox) == RESET_EMAILS_PER_HOUR
