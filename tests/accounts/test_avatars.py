@@ -12,7 +12,6 @@ from django.test import Client
 from PIL import Image
 
 from accounts.models import User
-from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

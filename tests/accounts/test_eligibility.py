@@ -17,7 +17,8 @@ def test_599_followers_may_not_host():
     assert eligibility.reason == "not_enough_followers"
     assert (eligibility.followers_count, eligibility.required_followers) == (599, 600)
     assert eligibility.detail == (
-        "Hosting a space needs at least 600 followers or a grant from staff; you have 599 followers. Carrying on a live space handed to you as its co-host needs no followers."
+        "Hosting a space needs at least 600 followers or a grant from staff; you have 599 followers. "
+        "Carrying on a live space handed to you as its co-host needs no followers."
     )
 
 
@@ -68,7 +69,8 @@ def test_ensure_may_host_raises_403_with_rule_and_count():
     assert raised.value.status == 403
     assert raised.value.as_dict() == {
         "code": "hosting_not_eligible",
-        "detail": "Hosting a space needs at least 600 followers or a grant from staff; you have 12 followers. Carrying on a live space handed to you as its co-host needs no followers.",
+        "detail": "Hosting a space needs at least 600 followers or a grant from staff; you have 12 followers. "
+        "Carrying on a live space handed to you as its co-host needs no followers.",
         "followers_count": 12,
         "required_followers": 600,
     }

@@ -28,7 +28,10 @@ def test_home_for_a_visitor_offers_sign_up():
 def test_home_tells_an_ineligible_user_the_rule_and_count(browser, user):
     page = browser.get("/").content.decode()
 
-    assert "Hosting a space needs at least 600 followers or a grant from staff; you have 0 followers. Carrying on a live space handed to you as its co-host needs no followers." in page
+    assert (
+        "Hosting a space needs at least 600 followers or a grant from staff; you have 0 followers. "
+        "Carrying on a live space handed to you as its co-host needs no followers."
+    ) in page
 
 
 def test_home_tells_an_eligible_user_they_can_host():

@@ -22,7 +22,8 @@ def test_ineligible_user_gets_403_stating_the_rule_and_their_count(api):
     assert response.status_code == 403
     assert response.json() == {
         "code": "hosting_not_eligible",
-        "detail": "Hosting a space needs at least 600 followers or a grant from staff; you have 599 followers. Carrying on a live space handed to you as its co-host needs no followers.",
+        "detail": "Hosting a space needs at least 600 followers or a grant from staff; you have 599 followers. "
+        "Carrying on a live space handed to you as its co-host needs no followers.",
         "followers_count": 599,
         "required_followers": 600,
     }
