@@ -3,7 +3,7 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -24,6 +24,7 @@ from accounts.serializers import (
     UserSummarySerializer,
 )
 from spaces_site.api_errors import ErrorSerializer, error_responses
+from spaces_site.parsers import JSONParser
 
 
 class SignupApi(APIView):
@@ -85,7 +86,7 @@ class TokenApi(APIView):
 
 class MeApi(APIView):
     permission_classes = [permissions.IsAuthenticated]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]  # JSON first: the site's, that refuses deep nesting
 
     @extend_schema(responses={200: MeSerializer, **error_responses(401)})
     def get(self, request: Request) -> Response:

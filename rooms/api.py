@@ -81,6 +81,7 @@ class SpaceApi(APIView):
         request=SpaceEditSerializer, responses={200: SpaceDetailSerializer, **error_responses(400, 401, 403, 404, 409)}
     )
     def patch(self, request: Request, space_id: int) -> Response:
+        selectors.space_get(space_id=space_id)
         changes = SpaceEditSerializer(data=request.data, partial=True)
         changes.is_valid(raise_exception=True)
         space = services.space_edit(actor=request.user, space_id=space_id, **changes.validated_data)

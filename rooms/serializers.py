@@ -24,8 +24,16 @@ class SpaceEditSerializer(serializers.Serializer):
     speak_policy = serializers.ChoiceField(choices=SpeakPolicy.choices, required=False)
 
 
+class PersonSerializer(serializers.Serializer):
+    """A person as spaces and their events show them (`rooms.payloads.user_payload`)."""
+
+    username = serializers.CharField()
+    name = serializers.CharField()
+    avatar_url = serializers.CharField()
+
+
 class ParticipantSerializer(serializers.Serializer):
-    user = UserSummarySerializer()
+    user = PersonSerializer()
     role = serializers.CharField()
     muted = serializers.BooleanField()
     hand_raised = serializers.BooleanField()
@@ -39,7 +47,7 @@ class SpaceSerializer(serializers.Serializer):
     topics = serializers.ListField(child=serializers.CharField())
     pinned_link = serializers.CharField()
     state = serializers.CharField()
-    host = UserSummarySerializer()
+    host = PersonSerializer()
     speak_policy = serializers.CharField()
     captions_enabled = serializers.BooleanField()
     recording_enabled = serializers.BooleanField()

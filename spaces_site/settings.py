@@ -314,7 +314,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, documenting the errors any operation can meet (throttled, bad token, body refused).
+    "DEFAULT_SCHEMA_CLASS": "spaces_site.api_errors.ApiSchema",
+    # DRF's three, with a JSON parser that refuses deep nesting (spaces_site/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "spaces_site.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "spaces_site.api_errors.exception_handler",

@@ -25,6 +25,9 @@ api_patterns = [
     path("redoc/", csp_exempt()(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
 ]
 
+handler404 = "spaces_site.api_errors.not_found"
+handler400 = "spaces_site.api_errors.bad_request"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
