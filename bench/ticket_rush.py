@@ -26,7 +26,7 @@ line is one JSON object with the figures and the goals they are held against.
 Client and server share the machine's cores.
 
 The site lets at most `SPACES_WEB_CONCURRENCY` requests into Django at once
-per process (8 by default; the rest wait in line, first come first served:
+per process (4 by default; the rest wait in line, first come first served:
 spaces_site/admission.py), so `--web-concurrency 0`, the default, adds no
 bound of the bench's own; `--web-concurrency K` puts the bench's own line of
 K in front as well (set `SPACES_WEB_CONCURRENCY=0` to take the site's away).
@@ -419,7 +419,7 @@ def main() -> int:
             "sessions_without_seat": len(open_sessions - final["seat_sessions"]),
             "webhook_deliveries": len(deliveries),
             "web_concurrency": args.web_concurrency,
-            "site_web_concurrency": int(os.environ.get("SPACES_WEB_CONCURRENCY") or 8),
+            "site_web_concurrency": int(os.environ.get("SPACES_WEB_CONCURRENCY") or 4),
             "cores": os.cpu_count(),
         }
         expected = {

@@ -419,7 +419,7 @@ SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
 # HTTP requests in Django at once per web process; the rest wait in line before it, first come
 # first served (spaces_site/admission.py). 0: no line.
-SPACES_WEB_CONCURRENCY = env_int("SPACES_WEB_CONCURRENCY", 8)
+SPACES_WEB_CONCURRENCY = env_int("SPACES_WEB_CONCURRENCY", 4)
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
 # Commands per person, websocket and REST together (rooms/limits.py): per second sustained, and burst.
 SPACES_COMMAND_RATE = env_int("SPACES_COMMAND_RATE", 10)

@@ -1,0 +1,403 @@
+"""Abuse benchmark: four attacks on one daphne, what each gets through, and what a bystander feels.
+
+    .venv/bin/python bench/abuse.py [--seconds 6] [--concurrency 16]
+
+It builds a throwaway SQLite database in a temporary directory (migrate, then
+a host with a live space, a bystander, an attacker and a victim account),
+starts daphne on a free port of 127.0.0.1 (DEBUG=1, the one-command default)
+and connects the host and the bystander to the space's websocket from this
+process. A probe runs throughout: the host reacts over its socket, one
+reaction at a time, and the bystander's socket times its arrival. Then, one
+after the other, each for `--seconds`:
+
+- `quiet`: nothing else (the bystander's baseline);
+- `signup_storm`: `--concurrency` clients sign up new accounts as fast as
+  they can (`POST /api/auth/signup/`, one address);
+- `login_bruteforce`: they guess the victim's password
+  (`POST /api/auth/token/`): a guess let through is one the site checked;
+- `command_flood`: the attacker posts reactions (`POST
+  /api/spaces/<id>/commands/`) with their token;
+- `ping_flood`: the attacker's own socket sends pings as fast as it can.
+
+Attackers run in a process of their own, so their work does not slow the
+probe's clock. For each attack it prints how many requests the site let
+through against the limit the settings set, and the bystander's p50/p95
+against the quiet p95 (goal: under 2x). Client and server share the
+machine's cores. The last line is one JSON object with the figures and goals.
+"""
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from room_events import DAPHNE, PYTHON, ROOT, Deadline, free_port, run_step, stop, wait_http
+
+PROBE_TIMEOUT_S = 5.0
+ATTACK_ADDRESSES = {"signup_storm": "127.0.0.2", "login_bruteforce": "127.0.0.3", "command_flood": "127.0.0.4"}
+GOAL_P95_RATIO = 2.0
+VICTIM_PASSWORD = "the-victims-real-password-2026"
+
+
+def say(message: str) -> None:
+    print(f"[abuse {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# Seeding runs in a subprocess with Django set up against the throwaway database.
+
+
+def seed(out_path: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+    from rest_framework.authtoken.models import Token
+
+    from accounts.models import User
+    from rooms import services
+
+    password = make_password("bench-password")
+    host = User.objects.create(username="abuse_host", password=password, hosting_granted=True)
+    space = services.space_create(host=host, title="abuse benchmark")
+    bystander = User.objects.create(username="abuse_bystander", password=password)
+    attacker = User.objects.create(username="abuse_attacker", password=password)
+    User.objects.create(username="abuse_victim", password=make_password(VICTIM_PASSWORD))
+    services.space_join(user=attacker, space=space)
+
+    def session(user: User) -> str:
+        store = SessionStore()
+        store["_auth_user_id"] = str(user.pk)
+        store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        store["_auth_user_hash"] = user.get_session_auth_hash()
+        store.save()
+        return store.session_key
+
+    Path(out_path).write_text(
+        json.dumps(
+            {
+                "space_id": space.pk,
+                "sessions": {u.username: session(u) for u in (host, bystander, attacker)},
+                "attacker_token": Token.objects.create(user=attacker).key,
+            }
+        )
+    )
+
+
+def limits(env: dict) -> dict:
+    """The limits the settings give, read in a subprocess with the bench's environment."""
+    script = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({'rates': s.REST_FRAMEWORK.get('DEFAULT_THROTTLE_RATES', {}), "
+        "'command_rate': s.SPACES_COMMAND_RATE, 'command_burst': s.SPACES_COMMAND_BURST}))"
+    )
+    out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def per_window(rate: str, seconds: float) -> int:
+    """Requests a DRF rate ("10/min") allows in `seconds` from a fresh start."""
+    count, period = rate.split("/")
+    period_s = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+    return int(count) * (1 + int(seconds // period_s))
+
+
+# The attacker, in a process of its own
+
+
+def attack(kind: str, port: int, seconds: float, concurrency: int, seeded: dict) -> dict:
+    if kind == "ping_flood":
+        return asyncio.run(ping_flood(port, seconds, seeded["sessions"]["abuse_attacker"]))
+    space_id, token = seeded["space_id"], seeded["attacker_token"]
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+    answers: Counter = Counter()
+    until = time.monotonic() + seconds
+
+    def request() -> tuple[str, str, dict]:
+        with lock:
+            n = next(counter)
+        if kind == "signup_storm":
+            name = f"throwaway{os.getpid()}x{n}"
+            body = {"username": name, "email": f"{name}@example.com", "password": "a-long-password-1234"}
+            return "/api/auth/signup/", json.dumps(body), {}
+        if kind == "login_bruteforce":
+            return "/api/auth/token/", json.dumps({"username": "abuse_victim", "password": f"guess-{n}"}), {}
+        body = json.dumps({"type": "react", "emoji": "🔥"})
+        return f"/api/spaces/{space_id}/commands/", body, {"Authorization": f"Token {token}"}
+
+    # Each attack from an address of its own (127.0.0.0/8 is all loopback): the limits per address
+    # start afresh for each, as for attackers coming from different places.
+    source = (ATTACK_ADDRESSES[kind], 0)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=source)
+        while time.monotonic() < until:
+            path, body, headers = request()
+            try:
+                connection.request("POST", path, body, {"Content-Type": "application/json", **headers})
+                answer = connection.getresponse()
+                answer.read()
+                status = answer.status
+            except OSError as error:
+                status = type(error).__name__
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=source)
+            with lock:
+                answers[str(status)] += 1
+        connection.close()
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for _ in range(concurrency):
+            pool.submit(client)
+    return {"answers": dict(answers)}
+
+
+async def ping_flood(port: int, seconds: float, session: str) -> dict:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    pongs = refused = sent = 0
+    close_code = None
+    async with connect(
+        f"ws://127.0.0.1:{port}/ws/spaces/{SPACE_ID[0]}/",
+        origin=f"http://127.0.0.1:{port}",
+        additional_headers={"Cookie": f"sessionid={session}"},
+        proxy=None,
+        ping_interval=None,
+        max_queue=None,
+    ) as ws:
+        await ws.recv()  # the snapshot
+
+        async def read() -> None:
+            nonlocal pongs, refused
+            async for text in ws:
+                event = json.loads(text)
+                if event["type"] == "pong":
+                    pongs += 1
+                elif event["type"] == "error" and event.get("code") == "rate_limited":
+                    refused += 1
+
+        reader = asyncio.create_task(read())
+        until = time.monotonic() + seconds
+        try:
+            while time.monotonic() < until:
+                await ws.send(json.dumps({"type": "ping"}))
+                sent += 1
+                if sent % 50 == 0:
+                    await asyncio.sleep(0)
+        except ConnectionClosed as closed:
+            close_code = closed.rcvd.code if closed.rcvd else None
+        await asyncio.sleep(0.5)
+        reader.cancel()
+        if ws.close_code is not None:
+            close_code = ws.close_code
+    return {"answers": {"pong": pongs, "rate_limited": refused, "sent": sent}, "close_code": close_code}
+
+
+SPACE_ID = [0]  # set from the seed in the attacker process
+
+
+# The probe: the host reacts, the bystander times it
+
+
+class Probe:
+    def __init__(self, port: int, space_id: int, sessions: dict):
+        self.url = f"ws://127.0.0.1:{port}/ws/spaces/{space_id}/"
+        self.origin = f"http://127.0.0.1:{port}"
+        self.sessions = sessions
+        self.samples: list[float] = []
+        self.lost = 0
+        self.arrived = asyncio.Event()
+
+    async def open(self, username: str):
+        from websockets.asyncio.client import connect
+
+        ws = await connect(
+            self.url,
+            origin=self.origin,
+            additional_headers={"Cookie": f"sessionid={self.sessions[username]}"},
+            proxy=None,
+            ping_interval=None,
+        )
+        await ws.recv()  # the snapshot
+        return ws
+
+    async def run(self, stop: asyncio.Event) -> None:
+        host, bystander = await self.open("abuse_host"), await self.open("abuse_bystander")
+
+        async def listen() -> None:
+            async for text in bystander:
+                if json.loads(text)["type"] == "reaction":
+                    self.arrived.set()
+
+        listener = asyncio.create_task(listen())
+        try:
+            while not stop.is_set():
+                self.arrived.clear()
+                sent = time.perf_counter()
+                await host.send(json.dumps({"type": "react", "emoji": "👏"}))
+                try:
+                    await asyncio.wait_for(self.arrived.wait(), PROBE_TIMEOUT_S)
+                    self.samples.append(1000 * (time.perf_counter() - sent))
+                except TimeoutError:
+                    self.lost += 1
+                await asyncio.sleep(0.25)  # four a second: under the host's own command limit
+        finally:
+            listener.cancel()
+            await host.close()
+            await bystander.close()
+
+    def take(self) -> tuple[list[float], int]:
+        samples, lost, self.samples, self.lost = self.samples, self.lost, [], 0
+        return samples, lost
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 1)
+
+
+async def drive(args, seeded: dict, port: int, env: dict, allowed: dict) -> dict:
+    probe = Probe(port, seeded["space_id"], seeded["sessions"])
+    stop_probe = asyncio.Event()
+    probing = asyncio.create_task(probe.run(stop_probe))
+    await asyncio.sleep(1.0)
+    probe.take()  # warm-up
+    phases: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        seed_file = Path(tmp) / "seed.json"
+        seed_file.write_text(json.dumps(seeded))
+        for kind in ("quiet", "signup_storm", "login_bruteforce", "command_flood", "ping_flood"):
+            say(f"{kind}: {args.seconds:.0f} s")
+            result: dict = {}
+            if kind == "quiet":
+                await asyncio.sleep(args.seconds)
+            else:
+                out = Path(tmp) / f"{kind}.json"
+                command = [PYTHON, __file__, "--attack", kind, "--port", str(port), "--seconds", str(args.seconds)]
+                command += ["--concurrency", str(args.concurrency), "--seed-file", str(seed_file), "--out", str(out)]
+                process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env)
+                await process.wait()
+                result = json.loads(out.read_text())
+            samples, lost = probe.take()
+            phases[kind] = {
+                **result,
+                "let_through": let_through(kind, result),
+                "limit": allowed.get(kind),
+                "bystander_p50_ms": percentile(samples, 0.5),
+                "bystander_p95_ms": percentile(samples, 0.95),
+                "bystander_samples": len(samples),
+                "bystander_lost": lost,
+            }
+            say(f"{kind}: {json.dumps(phases[kind])}")
+            await asyncio.sleep(1.0)  # the server settles before the next one
+    stop_probe.set()
+    await probing
+    quiet = phases["quiet"]["bystander_p95_ms"]
+    for figures in phases.values():
+        figures["bystander_p95_ratio"] = round(figures["bystander_p95_ms"] / quiet, 2) if quiet else None
+    return phases
+
+
+def let_through(kind: str, result: dict) -> int | None:
+    answers = result.get("answers", {})
+    if kind == "signup_storm":
+        return answers.get("201", 0)
+    if kind == "login_bruteforce":
+        return sum(n for status, n in answers.items() if status not in ("429", "403"))  # guesses checked
+    if kind == "command_flood":
+        return answers.get("200", 0)
+    if kind == "ping_flood":
+        return answers.get("pong", 0)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="each phase")
+    parser.add_argument("--concurrency", type=int, default=16, help="attacking HTTP clients")
+    parser.add_argument("--seed", help=argparse.SUPPRESS)
+    parser.add_argument("--attack", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-file", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        seed(args.seed)
+        return 0
+    if args.attack:
+        seeded = json.loads(Path(args.seed_file).read_text())
+        SPACE_ID[0] = seeded["space_id"]
+        Path(args.out).write_text(json.dumps(attack(args.attack, args.port, args.seconds, args.concurrency, seeded)))
+        return 0
+
+    deadline = Deadline(120 + 8 * args.seconds)
+    workdir = Path(tempfile.mkdtemp(prefix="abuse-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        DEBUG="1",
+        DJANGO_SETTINGS_MODULE="spaces_site.settings",
+        MEDIA_ROOT=str(workdir / "uploads"),
+        LOG_LEVEL="WARNING",
+    )
+    run_step("migrate", [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
+    seed_path = workdir / "seed.json"
+    run_step("seed", [str(PYTHON), __file__, "--seed", str(seed_path)], env, deadline, 120)
+    seeded = json.loads(seed_path.read_text())
+    settings_limits = limits(env)
+    rates = settings_limits["rates"]
+    allowed = {
+        "signup_storm": per_window(rates["auth"], args.seconds) if "auth" in rates else None,
+        "login_bruteforce": per_window(rates["auth"], args.seconds) if "auth" in rates else None,
+        "command_flood": settings_limits["command_burst"]
+        * (2 + int(args.seconds * settings_limits["command_rate"]) // settings_limits["command_burst"]),
+        "ping_flood": None,  # per socket, in rooms/consumers.py: PING_BURST + PING_RATE x seconds
+    }
+    port = free_port()
+    log_path = workdir / "daphne.log"
+    figures: dict = {"bench": "abuse", "seconds_per_phase": args.seconds, "concurrency": args.concurrency}
+    with open(log_path, "wb") as log:
+        daphne = subprocess.Popen(
+            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "spaces_site.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(port, daphne, deadline)
+        figures["phases"] = asyncio.run(drive(args, seeded, port, env, allowed))
+    finally:
+        figures["daphne_stop"] = stop(daphne)
+    attacks = {k: v for k, v in figures["phases"].items() if k != "quiet"}
+    figures["goal"] = {"bystander_p95_ratio": f"< {GOAL_P95_RATIO}", "let_through": "<= limit"}
+    figures["goal_met"] = {
+        kind: (v["bystander_p95_ratio"] or 0) < GOAL_P95_RATIO
+        and (v["limit"] is None or v["let_through"] <= v["limit"])
+        for kind, v in attacks.items()
+    }
+    figures["all_goals_met"] = all(figures["goal_met"].values())
+    figures["cpus"] = os.cpu_count()
+    print(json.dumps(figures), flush=True)
+    return 0 if figures["all_goals_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
