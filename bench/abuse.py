@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from room_events import DAPHNE, PYTHON, ROOT, Deadline, free_port, run_step, stop, wait_http
+from room_events import DAPHNE, PYTHON, ROOT, Deadline, free_port, run_step, session_key, stop, wait_http
 
 PROBE_TIMEOUT_S = 5.0
 ATTACK_ADDRESSES = {"signup_storm": "127.0.0.2", "login_bruteforce": "127.0.0.3", "command_flood": "127.0.0.4"}
@@ -64,7 +64,6 @@ def seed(out_path: str) -> None:
 
     django.setup()
     from django.contrib.auth.hashers import make_password
-    from django.contrib.sessions.backends.db import SessionStore
     from rest_framework.authtoken.models import Token
 
     from accounts.models import User
@@ -77,20 +76,11 @@ def seed(out_path: str) -> None:
     attacker = User.objects.create(username="abuse_attacker", password=password)
     User.objects.create(username="abuse_victim", password=make_password(VICTIM_PASSWORD))
     services.space_join(user=attacker, space=space)
-
-    def session(user: User) -> str:
-        store = SessionStore()
-        store["_auth_user_id"] = str(user.pk)
-        store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        store["_auth_user_hash"] = user.get_session_auth_hash()
-        store.save()
-        return store.session_key
-
     Path(out_path).write_text(
         json.dumps(
             {
                 "space_id": space.pk,
-                "sessions": {u.username: session(u) for u in (host, bystander, attacker)},
+                "sessions": {u.username: session_key(u) for u in (host, bystander, attacker)},
                 "attacker_token": Token.objects.create(user=attacker).key,
             }
         )

@@ -99,7 +99,6 @@ def seed(out_path: str, listeners: int) -> None:
 
     django.setup()
     from django.contrib.auth.hashers import make_password
-    from django.contrib.sessions.backends.db import SessionStore
     from django.db import transaction
 
     from accounts.models import User
@@ -112,16 +111,21 @@ def seed(out_path: str, listeners: int) -> None:
         [User(username=f"bench_l{i:05d}", password=password) for i in range(listeners)], batch_size=500
     )
     people = [host, *User.objects.filter(username__startswith="bench_l").order_by("username")]
-    sessions = []
     with transaction.atomic():
-        for user in people:
-            store = SessionStore()
-            store["_auth_user_id"] = str(user.pk)
-            store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-            store["_auth_user_hash"] = user.get_session_auth_hash()
-            store.save()
-            sessions.append({"id": user.pk, "username": user.username, "session": store.session_key})
+        sessions = [{"id": user.pk, "username": user.username, "session": session_key(user)} for user in people]
     Path(out_path).write_text(json.dumps({"space_id": space.pk, "host": sessions[0], "listeners": sessions[1:]}))
+
+
+def session_key(user) -> str:
+    """A signed-in session for `user`, as a login makes (the sockets send its cookie)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store["_auth_user_id"] = str(user.pk)
+    store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    store["_auth_user_hash"] = user.get_session_auth_hash()
+    store.save()
+    return store.session_key
 
 
 # The server
