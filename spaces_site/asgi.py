@@ -19,10 +19,14 @@ from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from scheduling import ticker  # noqa: E402
+from spaces_site import daphne_backpressure  # noqa: E402
 from spaces_site.admission import Admission  # noqa: E402
 from spaces_site.origins import SiteOriginValidator  # noqa: E402
 from spaces_site.routing import websocket_urlpatterns  # noqa: E402
 from spaces_site.sockets import OutageTolerantAuthMiddlewareStack  # noqa: E402
+
+# A websocket client sending faster than the site reads is no longer read until the site catches up.
+daphne_backpressure.install()
 
 # Without a broker, the web process runs the scheduling due-work task itself (scheduling/ticker.py).
 application = ticker.install(
