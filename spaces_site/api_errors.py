@@ -27,7 +27,10 @@ from spaces_site.errors import ServiceError
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return Response(exc.as_dict(), status=exc.status)
+        response = Response(exc.as_dict(), status=exc.status)
+        if "retry_after" in exc.extra:  # as DRF's throttles say it
+            response["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     # Django refuses these bodies while DRF reads `request.data` (or a CSRF check reads the form);
     # left alone they reach Django's handler and become its HTML 400 page.

@@ -22,6 +22,7 @@ from scheduling import ticker  # noqa: E402
 from spaces_site import daphne_backpressure  # noqa: E402
 from spaces_site.admission import Admission  # noqa: E402
 from spaces_site.origins import SiteOriginValidator  # noqa: E402
+from spaces_site.refusals import RememberedRefusals  # noqa: E402
 from spaces_site.routing import websocket_urlpatterns  # noqa: E402
 from spaces_site.sockets import OutageTolerantAuthMiddlewareStack  # noqa: E402
 
@@ -32,7 +33,7 @@ daphne_backpressure.install()
 application = ticker.install(
     ProtocolTypeRouter(
         {
-            "http": Admission(django_asgi_app, settings.SPACES_WEB_CONCURRENCY),
+            "http": RememberedRefusals(Admission(django_asgi_app, settings.SPACES_WEB_CONCURRENCY)),
             "websocket": SiteOriginValidator(OutageTolerantAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
