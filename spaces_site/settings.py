@@ -263,7 +263,7 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 # Only failures are kept, not a row per successful sign-in.
 AXES_DISABLE_ACCESS_LOG = True
 # Usernames sign in case-insensitively, so they are counted so; addresses are read as the API's
-# throttles read them (SPACES_NUM_PROXIES); the answer is a 429 page or JSON error (accounts/views.py).
+# throttles read them (the connection's); the answer is a 429 page or JSON error (accounts/views.py).
 AXES_USERNAME_CALLABLE = "accounts.views.login_username"
 AXES_CLIENT_IP_CALLABLE = "accounts.views.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
@@ -338,9 +338,9 @@ REST_FRAMEWORK = {
         # Follows per account, the API and the page form together (unfollowing is never limited).
         "follow": os.environ.get("SPACES_API_FOLLOW_RATE", "100/hour"),
     },
-    # Proxies in front of the web processes that append to X-Forwarded-For: the client's address
-    # is the one they saw (0: the connection's own address).
-    "NUM_PROXIES": env_int("SPACES_NUM_PROXIES", 0),
+    # The client's address is the connection's: behind a proxy, daphne takes it from
+    # X-Forwarded-For (`--proxy-headers`, README "Production"), as the refusal memory does.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spaces API",
