@@ -63,28 +63,4 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(keep_usernames, migrations.RunPython.noop),
-        migrations.AddConstraint(
-            model_name="abusereport",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("space__isnull", False), models.Q(("reported_username", ""), _negated=True), _connector="OR"
-                ),
-                name="report_has_subject",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="abusereport",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("reported_user__isnull", True), models.Q(("reported_username", ""), _negated=True), _connector="OR"
-                ),
-                name="report_keeps_reported_name",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="abusereport",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("reporter_username", ""), _negated=True), name="report_keeps_reporter_name"
-            ),
-        ),
     ]

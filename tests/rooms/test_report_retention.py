@@ -125,7 +125,7 @@ def test_the_database_refuses_a_report_on_a_user_without_their_kept_username():
 def test_the_migration_copies_the_usernames_of_existing_reports():
     # given: a report written before usernames were kept
     executor = MigrationExecutor(connection)
-    before, after = [("rooms", "0004_space_numbers")], [("rooms", "0005_abuse_reports_keep_usernames")]
+    before, after = [("rooms", "0004_space_numbers")], [("rooms", "0006_abuse_report_checks")]
     executor.migrate(before)
     old_apps = executor.loader.project_state(before).apps
     OldUser, OldReport = old_apps.get_model("accounts", "User"), old_apps.get_model("rooms", "AbuseReport")
