@@ -26,6 +26,10 @@ from collections import OrderedDict
 
 MEMORY = 10_000
 HOLD_S = 1.0
+# Only the request limits' waits (a minute or two at most) are remembered. A sign-in lockout's half
+# hour holds one username from one address, and the request, keyed without its body, can't tell
+# which: another username from that address must still reach Django.
+LONGEST_WAIT_S = 120
 BODY = json.dumps(
     {"code": "throttled", "detail": "Too many requests: wait as Retry-After says before trying again."}
 ).encode()
@@ -59,7 +63,7 @@ class RememberedRefusals:
 
     def _remember(self, key: str, headers, now: float) -> None:
         wait = next((value for name, value in headers if name.lower() == b"retry-after"), b"")
-        if not wait.isdigit() or not int(wait):
+        if not wait.isdigit() or not 0 < int(wait) <= LONGEST_WAIT_S:
             return
         self.refused[key] = now + int(wait)
         self.refused.move_to_end(key)

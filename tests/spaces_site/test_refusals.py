@@ -7,15 +7,16 @@ from spaces_site.refusals import RememberedRefusals
 
 
 class Site:
-    """An ASGI app that refuses with 429 and `Retry-After: 2` while `refusing`, and counts its calls."""
+    """An ASGI app that refuses with 429 and `Retry-After: wait` while `refusing`, and counts its calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: bytes = b"2") -> None:
         self.calls = 0
         self.refusing = True
+        self.wait = wait
 
     async def __call__(self, scope, receive, send):
         self.calls += 1
-        status, headers = (429, [(b"retry-after", b"2")]) if self.refusing else (200, [])
+        status, headers = (429, [(b"retry-after", self.wait)]) if self.refusing else (200, [])
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"{}"})
 
@@ -84,5 +85,16 @@ async def test_pages_and_answers_without_a_wait_are_not_remembered():
 
     await ask(app, path="/accounts/login/")
     await ask(app, path="/accounts/login/")
+
+    assert site.calls == 2
+
+
+async def test_a_sign_in_lockout_is_left_to_the_site():
+    # half an hour for one username from one address: the next request may be another username's
+    site = Site(wait=b"1800")
+    app = RememberedRefusals(site)
+
+    await ask(app, path="/api/auth/token/")
+    await ask(app, path="/api/auth/token/")
 
     assert site.calls == 2
