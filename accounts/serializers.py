@@ -2,6 +2,8 @@ from rest_framework import serializers
 
 from accounts.models import BIO_MAX, DISPLAY_NAME_MAX, USERNAME_MAX, User, username_validator
 
+PASSWORD_MAX = 4096
+
 
 class UserSummarySerializer(serializers.ModelSerializer):
     """A person as lists show them."""
@@ -56,8 +58,10 @@ class SignupSerializer(serializers.Serializer):
 
 
 class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    # No username is longer, and the sign-in lockout stores the name tried (PostgreSQL refused
+    # a longer one with a 500: schemathesis); a password is bounded before it is hashed.
+    username = serializers.CharField(max_length=USERNAME_MAX)
+    password = serializers.CharField(max_length=PASSWORD_MAX, write_only=True, style={"input_type": "password"})
 
 
 class TokenSerializer(serializers.Serializer):

@@ -210,6 +210,8 @@ def transcript_lines(*, space: Space) -> QuerySet[CaptionLine]:
 
 def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str = "") -> QuerySet[Space]:
     """Spaces by title or topic, state and host; live first, then upcoming, then the rest."""
+    # Words from the address bar: a NUL can't be in any text stored (PostgreSQL refuses it in a query).
+    query, state, host = (value.replace("\x00", "") for value in (query, state, host))
     spaces = Space.objects.select_related("host")
     if query:
         said = CaptionLine.objects.filter(space=OuterRef("pk"), text__icontains=query)
