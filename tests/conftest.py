@@ -146,3 +146,19 @@ def asgi_live_server(transactional_db):
         pytest.fail("asgi_live_server can't share an in-memory SQLite database with daphne.", pytrace=False)
     with AsgiLiveServer({alias: connections[alias].settings_dict for alias in connections}) as server:
         yield server
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[dict]:
+    """Every space event message handed to the channel layer, with the groups it went to."""
+    from rooms import events
+
+    messages = []
+    send = events._group_send
+
+    async def recorded(layer, groups, message):
+        messages.append({**message, "groups": list(groups)})
+        await send(layer, groups, message)
+
+    monkeypatch.setattr(events, "_group_send", recorded)
+    return messages

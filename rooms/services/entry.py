@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.services import audit_record
 from rooms import events, lock_objects
 from rooms.models import Participant, SpaceState, is_moderator
-from rooms.services.stage import _to_audience
+from rooms.services.stage import to_audience
 
 
 def entry_end(*, space_id: int, user_id: int, code: str, detail: str) -> Participant | None:
@@ -33,7 +33,7 @@ def entry_end(*, space_id: int, user_id: int, code: str, detail: str) -> Partici
         participant = lock_objects.participants_for_update(space_id, [user_id]).first()
         if participant is None or participant.left_at is not None or is_moderator(participant.role):
             return None
-        _to_audience(participant)
+        to_audience(participant)
         participant.left_at = timezone.now()
         participant.save(update_fields=["left_at"])
         audit_record(

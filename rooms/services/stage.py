@@ -87,7 +87,8 @@ def _to_stage(participant: Participant, role: Role) -> None:
     numbers_stage_joined(participant)
 
 
-def _to_audience(participant: Participant) -> None:
+def to_audience(participant: Participant) -> None:
+    """Back to the audience, muted, hand down, invitation gone (the caller holds the participant's lock)."""
     participant.role = Role.LISTENER
     participant.muted = True
     participant.hand_raised_at = None
@@ -216,7 +217,7 @@ def speaker_move_to_audience(*, actor: User, space_id: int, target: User) -> Par
         if scene.target.role not in STAGE_ROLES:
             raise WrongState(f"@{target.username} is not on stage.")
         permissions.check("speaker.move_to_audience", _role(scene.actor), _role(scene.target))
-        _to_audience(scene.target)
+        to_audience(scene.target)
         audit_record(actor=actor, action="rooms.speaker.moved_to_audience", subject=scene.space, user=target.username)
         _updated(scene.target)
     return scene.target
@@ -245,7 +246,7 @@ def participant_remove(*, actor: User, space_id: int, target: User, reason: str 
         permissions.check("participant.remove", _role(scene.actor), _role(scene.target))
         SpaceBlock.objects.get_or_create(space=scene.space, user=target, defaults={"blocked_by": actor})
         participant = scene.target
-        _to_audience(participant)
+        to_audience(participant)
         participant.left_at = timezone.now()
         participant.save(update_fields=["left_at"])
         audit_record(
@@ -374,7 +375,7 @@ def stage_leave(*, actor: User, space_id: int) -> Participant:
                 )
             host_transfer(actor=actor, space_id=space_id, target=successor.user)
             scene.actor.refresh_from_db()
-        _to_audience(scene.actor)
+        to_audience(scene.actor)
         _updated(scene.actor)
     return scene.actor
 

@@ -17,20 +17,6 @@ from tests.rooms.scene import make_host, make_space, seat
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[dict]:
-    """Every space event message handed to the channel layer, by whatever sent it."""
-    messages = []
-    send = events._group_send
-
-    async def recorded(layer, groups, message):
-        messages.append({**message, "groups": list(groups)})
-        await send(layer, groups, message)
-
-    monkeypatch.setattr(events, "_group_send", recorded)
-    return messages
-
-
 def test_every_event_type_is_made_somewhere_and_matches_its_schema(sent):
     # given: a live space with a co-host and two listeners
     host = make_host(username="host")

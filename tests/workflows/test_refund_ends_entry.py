@@ -25,20 +25,6 @@ _standin_server = ticketing_fixtures._standin_server
 stripe_standin = ticketing_fixtures.stripe_standin
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[dict]:
-    """Every space event message handed to the channel layer, with the groups it went to."""
-    messages = []
-    send = events._group_send
-
-    async def recorded(layer, groups, message):
-        messages.append({**message, "groups": list(groups)})
-        await send(layer, groups, message)
-
-    monkeypatch.setattr(events, "_group_send", recorded)
-    return messages
-
-
 def live_space_with_a_paying_listener(standin):
     """A ticketed space that went live, with a paid ticket holder (her hand up) and a ticketless friend."""
     space = make_ticketed_space(standin)
