@@ -1,6 +1,6 @@
 """Abuse benchmark: four attacks on one daphne, what each gets through, and what a bystander feels.
 
-    .venv/bin/python bench/abuse.py [--seconds 12] [--concurrency 16]
+    python bench/abuse.py [--seconds 12] [--concurrency 16] [--attacks command_flood,ping_flood]
 
 It builds a throwaway SQLite database in a temporary directory (migrate, then
 a host with a live space, a bystander, an attacker and a victim account),
@@ -17,7 +17,8 @@ after the other, each for `--seconds`:
   (`POST /api/auth/token/`): a guess let through is one the site checked;
 - `command_flood`: the attacker posts reactions (`POST
   /api/spaces/<id>/commands/`) with their token;
-- `ping_flood`: the attacker's own socket sends pings as fast as it can.
+- `ping_flood`: the attacker's own socket sends pings as fast as it can,
+  and connects again each time it is closed for it.
 
 Attackers run in a process of their own, so their work does not slow the
 probe's clock. For each attack it prints how many requests the site let
@@ -46,6 +47,7 @@ from room_events import DAPHNE, PYTHON, ROOT, Deadline, free_port, run_step, ses
 
 PROBE_TIMEOUT_S = 5.0
 ATTACK_ADDRESSES = {"signup_storm": "127.0.0.2", "login_bruteforce": "127.0.0.3", "command_flood": "127.0.0.4"}
+ATTACKS = ("signup_storm", "login_bruteforce", "command_flood", "ping_flood")
 GOAL_P95_RATIO = 2.0
 VICTIM_PASSWORD = "the-victims-real-password-2026"
 
@@ -91,8 +93,10 @@ def limits(env: dict) -> dict:
     """The limits the settings give, read in a subprocess with the bench's environment."""
     script = (
         "import django, json; django.setup(); from django.conf import settings as s; "
+        "from rooms.consumers import PING_BURST, PING_RATE; "
         "print(json.dumps({'rates': s.REST_FRAMEWORK.get('DEFAULT_THROTTLE_RATES', {}), "
-        "'command_rate': s.SPACES_COMMAND_RATE, 'command_burst': s.SPACES_COMMAND_BURST}))"
+        "'command_rate': s.SPACES_COMMAND_RATE, 'command_burst': s.SPACES_COMMAND_BURST, "
+        "'ping_rate': PING_RATE, 'ping_burst': PING_BURST}))"
     )
     out = subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -157,45 +161,55 @@ def attack(kind: str, port: int, seconds: float, concurrency: int, seeded: dict)
 
 
 async def ping_flood(port: int, seconds: float, session: str) -> dict:
+    """Pings as fast as one socket can send them; closed for it, the attacker connects again, for the
+    whole phase (a determined attacker doesn't stop at the first close)."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-    pongs = refused = sent = 0
-    close_code = None
-    async with connect(
-        f"ws://127.0.0.1:{port}/ws/spaces/{SPACE_ID[0]}/",
-        origin=f"http://127.0.0.1:{port}",
-        additional_headers={"Cookie": f"sessionid={session}"},
-        proxy=None,
-        ping_interval=None,
-        max_queue=None,
-    ) as ws:
-        await ws.recv()  # the snapshot
-
-        async def read() -> None:
-            nonlocal pongs, refused
-            async for text in ws:
-                event = json.loads(text)
-                if event["type"] == "pong":
-                    pongs += 1
-                elif event["type"] == "error" and event.get("code") == "rate_limited":
-                    refused += 1
-
-        reader = asyncio.create_task(read())
-        until = time.monotonic() + seconds
+    pongs = refused = sent = connections = 0
+    close_codes: Counter = Counter()
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
         try:
-            while time.monotonic() < until:
-                await ws.send(json.dumps({"type": "ping"}))
-                sent += 1
-                if sent % 50 == 0:
-                    await asyncio.sleep(0)
-        except ConnectionClosed as closed:
-            close_code = closed.rcvd.code if closed.rcvd else None
-        await asyncio.sleep(0.5)
-        reader.cancel()
-        if ws.close_code is not None:
-            close_code = ws.close_code
-    return {"answers": {"pong": pongs, "rate_limited": refused, "sent": sent}, "close_code": close_code}
+            async with connect(
+                f"ws://127.0.0.1:{port}/ws/spaces/{SPACE_ID[0]}/",
+                origin=f"http://127.0.0.1:{port}",
+                additional_headers={"Cookie": f"sessionid={session}"},
+                proxy=None,
+                ping_interval=None,
+                max_queue=None,
+            ) as ws:
+                connections += 1
+                await ws.recv()  # the snapshot
+
+                async def read() -> None:
+                    nonlocal pongs, refused
+                    async for text in ws:
+                        event = json.loads(text)
+                        if event["type"] == "pong":
+                            pongs += 1
+                        elif event["type"] == "error" and event.get("code") == "rate_limited":
+                            refused += 1
+
+                reader = asyncio.create_task(read())
+                try:
+                    while time.monotonic() < until:
+                        await ws.send(json.dumps({"type": "ping"}))
+                        sent += 1
+                        if sent % 50 == 0:
+                            await asyncio.sleep(0)
+                except ConnectionClosed:
+                    pass
+                await asyncio.wait([reader], timeout=0.5)
+                reader.cancel()
+                close_codes[str(ws.close_code)] += 1
+        except (ConnectionClosed, InvalidStatus, OSError) as error:
+            close_codes[type(error).__name__] += 1
+    return {
+        "answers": {"pong": pongs, "rate_limited": refused, "sent": sent},
+        "connections": connections,
+        "close_codes": dict(close_codes),
+    }
 
 
 SPACE_ID = [0]  # set from the seed in the attacker process
@@ -273,7 +287,7 @@ async def drive(args, seeded: dict, port: int, env: dict, allowed: dict) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         seed_file = Path(tmp) / "seed.json"
         seed_file.write_text(json.dumps(seeded))
-        for kind in ("quiet", "signup_storm", "login_bruteforce", "command_flood", "ping_flood"):
+        for kind in ("quiet", *args.attacks.split(",")):
             say(f"{kind}: {args.seconds:.0f} s")
             result: dict = {}
             if kind == "quiet":
@@ -289,7 +303,7 @@ async def drive(args, seeded: dict, port: int, env: dict, allowed: dict) -> dict
             phases[kind] = {
                 **result,
                 "let_through": let_through(kind, result),
-                "limit": allowed.get(kind),
+                "limit": allowed[kind](result) if kind in allowed else None,
                 "bystander_p50_ms": percentile(samples, 0.5),
                 "bystander_p95_ms": percentile(samples, 0.95),
                 "bystander_samples": len(samples),
@@ -323,12 +337,15 @@ def main() -> int:
     # 12 s: about 50 probes a phase, so the p95 is not one unlucky sample (at 6 s it swung 1.3-3x)
     parser.add_argument("--seconds", type=float, default=12.0, help="each phase")
     parser.add_argument("--concurrency", type=int, default=16, help="attacking HTTP clients")
+    parser.add_argument("--attacks", default=",".join(ATTACKS), help="which, comma-separated (quiet always runs)")
     parser.add_argument("--seed", help=argparse.SUPPRESS)
     parser.add_argument("--attack", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seed-file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if unknown := set(args.attacks.split(",")) - set(ATTACKS):
+        parser.error(f"no such attack: {', '.join(sorted(unknown))}")
     if args.seed:
         seed(args.seed)
         return 0
@@ -354,12 +371,17 @@ def main() -> int:
     seeded = json.loads(seed_path.read_text())
     settings_limits = limits(env)
     rates = settings_limits["rates"]
+    # What each attack may get through, given what it did (the ping flood's sockets, one after another)
+    auth = per_window(rates["auth"], args.seconds) if "auth" in rates else None
+    commands = settings_limits["command_burst"] * (
+        2 + int(args.seconds * settings_limits["command_rate"]) // settings_limits["command_burst"]
+    )
+    pings = settings_limits["ping_rate"] * args.seconds
     allowed = {
-        "signup_storm": per_window(rates["auth"], args.seconds) if "auth" in rates else None,
-        "login_bruteforce": per_window(rates["auth"], args.seconds) if "auth" in rates else None,
-        "command_flood": settings_limits["command_burst"]
-        * (2 + int(args.seconds * settings_limits["command_rate"]) // settings_limits["command_burst"]),
-        "ping_flood": None,  # per socket, in rooms/consumers.py: PING_BURST + PING_RATE x seconds
+        "signup_storm": lambda result: auth,
+        "login_bruteforce": lambda result: auth,
+        "command_flood": lambda result: commands,
+        "ping_flood": lambda result: int(settings_limits["ping_burst"] * result["connections"] + pings),
     }
     port = free_port()
     log_path = workdir / "daphne.log"

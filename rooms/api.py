@@ -157,8 +157,7 @@ class SpaceCommandApi(APIView):
         request=CommandSerializer, responses={200: CommandResultSerializer, **error_responses(400, 401, 403, 404, 409)}
     )
     def post(self, request: Request, space_id: int) -> Response:
-        selectors.space_get(space_id=space_id)
-        result = commands.execute(actor=request.user, space_id=space_id, message=request.data)
+        result = commands.execute(actor=request.user, space_id=space_id, message=request.data, check_space=True)
         body = {"ok": True}
         if isinstance(result, Participant):
             body["participant"] = participant_payload(result)

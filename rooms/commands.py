@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from accounts.models import User
 from accounts.selectors import user_get
 from rooms import limits, services
+from rooms.errors import SpaceNotFound
+from rooms.models import Space
 from spaces_site.errors import InvalidRequest, NotAllowed
 
 
@@ -88,12 +90,17 @@ def _checked(kind: str, name: str, value: object, expected: type) -> object:
     return value
 
 
-def execute(*, actor: User, space_id: int, message: object):
-    """Carry out one command for `actor` in space `space_id`; returns what the service returned."""
+def execute(*, actor: User, space_id: int, message: object, check_space: bool = False):
+    """Carry out one command for `actor` in space `space_id`; returns what the service returned.
+
+    `check_space`: 404 for a space that doesn't exist (REST names any id; a socket is in its space).
+    Checked after the limit, so a flood past it costs no query."""
     if not actor.is_authenticated:
         raise NotAllowed("Log in to take part; visitors can only listen.", code="login_required")
     limits.command_take(user_id=actor.pk)  # malformed ones count too
     _, command, arguments = parse(message)
+    if check_space and not Space.objects.filter(pk=space_id).exists():
+        raise SpaceNotFound(f"No space with id {space_id}.")
     if "user" in arguments:
         arguments["target"] = user_get(username=arguments.pop("user"))
     return command.service(actor=actor, space_id=space_id, **arguments)
