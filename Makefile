@@ -17,12 +17,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-captions.t
 	touch $@
 
 # Run the whole site on embedded defaults: SQLite, in-memory channel layer, tasks in-process.
+# SITE_URL follows HOST and PORT (links in e-mails, the printed log-in address) unless it is set.
+run: export DEBUG = 1
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: $(BIN)/.installed
-	mkdir -p var
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python manage.py collectstatic --noinput -v0
-	DEBUG=1 $(BIN)/daphne -b $(HOST) -p $(PORT) spaces_site.asgi:application
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	@echo "Serving at $$SITE_URL/ (Ctrl-C stops it)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) spaces_site.asgi:application
 
 # Lint, migrations check, then the suite on SQLite and, where they answer, on PostgreSQL + Redis.
 test: $(BIN)/.installed

@@ -111,8 +111,12 @@ def following_ids(*, user: User, among: list[int]) -> set[int]:
 
 
 def people_to_follow(*, viewer: User, limit: int = 5) -> list[User]:
-    """Popular people the viewer doesn't follow yet and has no block with."""
-    people = User.objects.filter(is_active=True).order_by("-followers_count", "pk")
+    """Popular people the viewer doesn't follow yet and has no block with: people others follow, so
+    not the staff's accounts, banned ones (inactive), or accounts nobody follows (the demo's filler
+    listeners)."""
+    people = User.objects.filter(is_active=True, is_staff=False, followers_count__gt=0).order_by(
+        "-followers_count", "pk"
+    )
     if viewer.is_authenticated:
         people = (
             people.exclude(pk=viewer.pk)

@@ -372,9 +372,9 @@ def main() -> int:
         MEDIA_ROOT=str(workdir / "uploads"),
         LOG_LEVEL="WARNING",
     )
-    run_step("migrate", [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
+    run_step("migrate", [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
     seed_path = workdir / "seed.json"
-    run_step("seed", [str(PYTHON), __file__, "--seed", str(seed_path)], env, deadline, 120)
+    run_step("seed", [PYTHON, __file__, "--seed", str(seed_path)], env, deadline, 120)
     seeded = json.loads(seed_path.read_text())
     settings_limits = limits(env)
     rates = settings_limits["rates"]
@@ -395,7 +395,7 @@ def main() -> int:
     figures: dict = {"bench": "abuse", "seconds_per_phase": args.seconds, "concurrency": args.concurrency}
     with open(log_path, "wb") as log:
         daphne = subprocess.Popen(
-            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "spaces_site.asgi:application"],
+            [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "spaces_site.asgi:application"],
             cwd=ROOT,
             env=env,
             stdout=log,

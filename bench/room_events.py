@@ -53,9 +53,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = VENV_BIN / "python"
-DAPHNE = VENV_BIN / "daphne"
+# The interpreter running the bench (any virtualenv with requirements-dev.txt), and daphne under it.
+PYTHON = sys.executable
+DAPHNE = (sys.executable, "-m", "daphne")
 
 TOTAL_CAP_S = 230.0  # set-up and measurement; closing the sockets and daphne add at most ~60 s
 CLOSE_TIMEOUT_S = 20.0
@@ -644,11 +644,11 @@ def run_layer(args, redis: str | None) -> tuple[int, dict]:
     try:
         if redis:
             redis_ensure_empty(redis)
-        run_step("migrate", [str(PYTHON), "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
+        run_step("migrate", [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env, deadline, 120)
         seed_path = workdir / "seed.json"
         run_step(
             f"seed ({args.listeners} listeners and sessions)",
-            [str(PYTHON), __file__, "--seed", str(seed_path), "--listeners", str(args.listeners)],
+            [PYTHON, __file__, "--seed", str(seed_path), "--listeners", str(args.listeners)],
             env,
             deadline,
             120,
@@ -658,7 +658,7 @@ def run_layer(args, redis: str | None) -> tuple[int, dict]:
         port = free_port()
         with open(log_path, "wb") as log:
             daphne = subprocess.Popen(
-                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "spaces_site.asgi:application"],
+                [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "spaces_site.asgi:application"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

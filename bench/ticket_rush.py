@@ -60,9 +60,9 @@ sys.path.insert(0, str(ROOT))
 
 from ticketing.stripe_standin import StripeStandin  # noqa: E402 - after the path is set
 
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = VENV_BIN / "python"
-DAPHNE = VENV_BIN / "daphne"
+# The interpreter running the bench (any virtualenv with requirements-dev.txt), and daphne under it.
+PYTHON = sys.executable
+DAPHNE = (sys.executable, "-m", "daphne")
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/spaces_bench_tix"
 REQUEST_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 30.0
@@ -363,7 +363,7 @@ def main() -> int:
 
         log = open(args.log, "w") if args.log else subprocess.DEVNULL  # noqa: SIM115 - closed with daphne
         daphne = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "ticket_rush:limited_application"],
+            [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "ticket_rush:limited_application"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -48,6 +48,7 @@ class SpaceAdmin(admin.ModelAdmin):
 
     def _apply(self, request, queryset, service, state: str, done: str) -> None:
         changed = []
+        skipped = queryset.exclude(state=state).count()  # before: those changed leave `state`
         for space in queryset.filter(state=state):
             try:
                 service(actor=request.user, space_id=space.pk)
@@ -55,7 +56,6 @@ class SpaceAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{space}: {error.detail}", messages.ERROR)
             else:
                 changed.append(space.title)
-        skipped = queryset.exclude(state=state).count()
         if changed:
             self.message_user(request, f"{done}: {', '.join(changed)}.", messages.SUCCESS)
         if skipped:

@@ -186,6 +186,13 @@ class SpaceConsumer(SteadyConsumer):
             await self.send_json({"type": "pong", **({"ref": ref} if ref is not None else {})})
             return
         if isinstance(message, dict) and message.get("type") == "leave":
+            # A deliberate leave: out at once, every page told (a lost socket waits for the sweep).
+            try:
+                await database_sync_to_async(presence.space_leave)(
+                    user=self.user, space_id=self.space_id, channel_name=self.channel_name
+                )
+            except OUTAGE_ERRORS:
+                pass  # the socket still closes; presence catches up as for a lost socket
             await self.close(code=CLOSE_NORMAL)
             return
         if not self.bucket.take():

@@ -53,7 +53,10 @@ def space_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, error.detail)
         else:
             return redirect(space)
-    return render(request, "rooms/space_new.html", {"form": form})
+    # A host already live can still schedule one for later; the page says where the live one is.
+    live_id = selectors.live_space_ids_by_host(host_ids=[request.user.pk]).get(request.user.pk)
+    scheduling = bool(form.is_bound and form.data.get("scheduled_for"))
+    return render(request, "rooms/space_new.html", {"form": form, "live_id": live_id, "scheduling": scheduling})
 
 
 def space_page(request: HttpRequest, space_id: int) -> HttpResponse:

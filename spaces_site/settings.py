@@ -131,6 +131,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The file's folder (var/ by default) is made here: SQLite makes the file, not the folder.
+    if DATABASES["default"]["NAME"] not in ("", ":memory:") and "mode=memory" not in DATABASES["default"]["NAME"]:
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # Wait up to this long for the write lock instead of failing when two requests write.
         timeout=env_int("SQLITE_TIMEOUT_S", 20),
@@ -383,11 +386,20 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 
+# The console at INFO shows what a person running the site needs: requests (daphne's access log),
+# spaces going live and ending, workers starting, and what went wrong. Libraries speak up only when
+# something is wrong: aioice alone logs each candidate pair it checks (~100 lines per audio join).
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LIBRARY_LOG_LEVEL = os.environ.get("LIBRARY_LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        name: {"level": LIBRARY_LOG_LEVEL}
+        for name in ("aioice", "aiortc", "asyncio", "axes", "celery", "daphne", "faker", "kombu", "PIL", "urllib3")
+    },
 }
 
 # Product rules (PRODUCT.md); each default is a setting.

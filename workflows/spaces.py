@@ -13,6 +13,9 @@ the change that set it off:
 - rescheduled: reminder holders are told and the lead reminders move.
 """
 
+import logging
+
+from django.db import transaction
 from django.dispatch import receiver
 
 from rooms import signals
@@ -20,20 +23,30 @@ from rooms.models import Space
 from scheduling import services as scheduling
 from ticketing.services import space_tickets_close
 
+log = logging.getLogger(__name__)
+
+
+def _log_on_commit(message: str, space: Space) -> None:
+    """What a person running the site wants to see in the console, once the change is committed."""
+    transaction.on_commit(lambda: log.info(message, space.pk, space.title))
+
 
 @receiver(signals.space_went_live, sender=Space)
 def space_went_live(*, space: Space, actor, **_) -> None:
+    _log_on_commit("Space %s is live: %r", space)
     scheduling.space_went_live(space=space)
 
 
 @receiver(signals.space_ended, sender=Space)
 def space_ended(*, space: Space, actor, **_) -> None:
+    _log_on_commit("Space %s ended: %r", space)
     if space.is_ticketed:
         space_tickets_close(space=space, actor=actor, refund=space.started_at is None)
 
 
 @receiver(signals.space_cancelled, sender=Space)
 def space_cancelled(*, space: Space, actor, **_) -> None:
+    _log_on_commit("Space %s cancelled: %r", space)
     scheduling.space_cancelled(space=space)
     if space.is_ticketed:
         # One Celery task per refund, queued after commit.

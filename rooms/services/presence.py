@@ -31,7 +31,7 @@ from rooms.errors import WrongState
 from rooms.models import STAGE_ROLES, Connection, Participant, Role, Space, SpaceState
 from rooms.services.lifecycle import space_end
 from rooms.services.numbers import numbers_add, numbers_peak
-from rooms.services.stage import host_transfer
+from rooms.services.stage import host_transfer, to_audience
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,38 @@ def connection_close(*, channel_name: str) -> None:
         if participant is not None:
             _mark_absent_if_gone({participant.pk: timezone.now()})
     _count_listening([connection], until=timezone.now())
+
+
+def space_leave(*, user: User, space_id: int, channel_name: str) -> None:
+    """The person pressed Leave on this socket: they are out now, not after the reconnect grace.
+
+    With no other socket of theirs in the space, someone on stage steps down and
+    every page drops them at once (`participant.removed`, reason "left"). A host
+    hands hosting to a co-host who is there, as leaving the stage does; with no
+    one to take over they stay host, absent, and the space ends after
+    `SPACES_HOST_ABSENCE_END_S` unless they come back (only "End space" ends it now).
+    """
+    connection_close(channel_name=channel_name)
+    if not user.is_authenticated or Connection.objects.filter(space_id=space_id, participant__user=user).exists():
+        return
+    with transaction.atomic():
+        space = lock_objects.space_for_update(space_id)
+        participant = lock_objects.participants_for_update(space.pk, [user.pk]).first()
+        if space.state != SpaceState.LIVE or participant is None or participant.left_at is not None:
+            return
+        if participant.role == Role.HOST:
+            successor = selectors.next_host(space_id=space_id)
+            if successor is None:
+                return
+            host_transfer(actor=user, space_id=space_id, target=successor.user)
+            participant.refresh_from_db()
+        role = participant.role
+        to_audience(participant)
+        participant.left_at = timezone.now()
+        participant.save(update_fields=["left_at"])
+        if role in STAGE_ROLES:
+            audit_record(actor=user, action="rooms.stage.left", subject=space, user=user.username, role=role)
+        events.emit(events.participant_removed(space_id, user, reason="left"), events.PUBLIC)
 
 
 def _count_listening(closed: list[Connection], *, until: datetime | None = None) -> None:

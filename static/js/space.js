@@ -130,7 +130,7 @@
   function renderControls() {
     controlsEl.textContent = "";
     controlsEl.hidden = state.ended;
-    reactionsEl.hidden = state.ended || !me;
+    if (reactionsEl) reactionsEl.hidden = state.ended || !me;  // rendered only for who may react now
     if (state.ended) return;
     if (!me) {
       controlsEl.appendChild(el("a", { className: "button button-small", href: "/accounts/login/?next=" + encodeURIComponent(location.pathname) }, "Log in to take part"));
@@ -356,7 +356,7 @@
     input.value = "";
   });
 
-  reactionsEl.addEventListener("click", function (event) {
+  if (reactionsEl) reactionsEl.addEventListener("click", function (event) {
     var emoji = event.target.dataset && event.target.dataset.emoji;
     if (emoji) send({ type: "react", emoji: emoji });
   });

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -92,7 +93,7 @@ class Command(BaseCommand):
         )
 
     def _print_logins(self) -> None:
-        self.stdout.write("\nLog in at http://127.0.0.1:8000/accounts/login/ as any of:\n")
+        self.stdout.write(f"\nLog in at {settings.SITE_URL}/accounts/login/ as any of:\n")
         self.stdout.write(f"  {'username':<10} {'password':<18} {'followers':>9}  note")
         rows = [("admin", ADMIN_PASSWORD, "staff; the admin is at /admin/")]
         notes = {
