@@ -18,13 +18,25 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-captions.t
 
 # Run the whole site on embedded defaults: SQLite, in-memory channel layer, tasks in-process.
 # SITE_URL follows HOST and PORT (links in e-mails, the printed log-in address) unless it is set.
+# Without STRIPE_SECRET_KEY, payments are the demo's: the project's Stripe stand-in runs beside the
+# site on STRIPE_PORT (its objects kept in var/), and every payment page says "Demo payments".
+STRIPE_PORT ?= 12111
 run: export DEBUG = 1
 run: export SITE_URL ?= http://$(HOST):$(PORT)
+run: export SPACES_DEMO_STRIPE_PORT = $(STRIPE_PORT)
 run: $(BIN)/.installed
-	$(BIN)/python manage.py migrate --noinput -v0
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py collectstatic --noinput -v0
-	@echo "Serving at $$SITE_URL/ (Ctrl-C stops it)"
+	@set -e; mkdir -p var; \
+	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
+	  export SPACES_DEMO_PAYMENTS=1; \
+	  $(BIN)/python -m ticketing.stripe_standin --port $(STRIPE_PORT) --state-file var/stripe-standin.json \
+	    --webhook-url $$SITE_URL/stripe/webhook/ > var/stripe-standin.log 2>&1 & \
+	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  echo "Demo payments: the Stripe stand-in on 127.0.0.1:$(STRIPE_PORT) (no real money)"; \
+	fi; \
+	$(BIN)/python manage.py migrate --noinput -v0; \
+	LOG_LEVEL=WARNING $(BIN)/python manage.py seed_demo; \
+	$(BIN)/python manage.py collectstatic --noinput -v0; \
+	echo "Serving at $$SITE_URL/ (Ctrl-C stops it)"; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) spaces_site.asgi:application
 
 # Lint, migrations check, then the suite on SQLite and, where they answer, on PostgreSQL + Redis.

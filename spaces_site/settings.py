@@ -391,15 +391,25 @@ if not DEBUG:
 # something is wrong: aioice alone logs each candidate pair it checks (~100 lines per audio join).
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LIBRARY_LOG_LEVEL = os.environ.get("LIBRARY_LOG_LEVEL", "WARNING")
+LIBRARY_LOGGERS = (
+    "aioice",
+    "aiortc",
+    "asyncio",
+    "axes",
+    "celery",
+    "daphne",
+    "faker",
+    "kombu",
+    "PIL",
+    "stripe",
+    "urllib3",
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        name: {"level": LIBRARY_LOG_LEVEL}
-        for name in ("aioice", "aiortc", "asyncio", "axes", "celery", "daphne", "faker", "kombu", "PIL", "urllib3")
-    },
+    "loggers": {name: {"level": LIBRARY_LOG_LEVEL} for name in LIBRARY_LOGGERS},
 }
 
 # Product rules (PRODUCT.md); each default is a setting.
@@ -474,6 +484,19 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rs
 STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 20)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 STRIPE_CONNECT_COUNTRY = os.environ.get("STRIPE_CONNECT_COUNTRY", "US")
+# Demo payments, for trying ticketing with no Stripe account (`make run` turns it on): the project's
+# own Stripe stand-in (ticketing/stripe_standin.py, its default test key and signing secret) answers
+# on SPACES_DEMO_STRIPE_PORT, the real `stripe` client pointed at it, and every payment page says
+# "Demo payments — no real money". Read from the environment only, never from a request; off
+# whenever a real STRIPE_SECRET_KEY is set, and refused with DEBUG off.
+SPACES_DEMO_PAYMENTS = env_bool("SPACES_DEMO_PAYMENTS", False) and not STRIPE_SECRET_KEY
+SPACES_DEMO_STRIPE_PORT = env_int("SPACES_DEMO_STRIPE_PORT", 12111)
+if SPACES_DEMO_PAYMENTS:
+    if not DEBUG:
+        raise ImproperlyConfigured("SPACES_DEMO_PAYMENTS is for trying the site (DEBUG=1), never production.")
+    STRIPE_SECRET_KEY = "sk_test_standin"
+    STRIPE_WEBHOOK_SECRETS = ["whsec_standin"]
+    STRIPE_API_BASE = f"http://127.0.0.1:{SPACES_DEMO_STRIPE_PORT}"
 SPACES_TICKETED_HOSTED_WINDOW_D = env_int("SPACES_TICKETED_HOSTED_WINDOW_D", 30)
 SPACES_TICKET_PRICE_MIN = env_int("SPACES_TICKET_PRICE_MIN", 100)  # minor units: 1.00
 SPACES_TICKET_PRICE_MAX = env_int("SPACES_TICKET_PRICE_MAX", 99900)  # 999.00

@@ -44,8 +44,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+# The objects a `state_file` keeps.
+KEPT_TABLES = ("sessions", "payment_intents", "charges", "refunds", "accounts", "account_links", "events")
 API_KEY = "sk_test_standin"
 WEBHOOK_SECRET = "whsec_standin"
 API_VERSION = "2026-10-28.endive"
@@ -145,10 +148,17 @@ class StripeStandin:
         webhook_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        state_file: Path | None = None,
     ):
         self.api_key, self.webhook_secret, self.webhook_url = api_key, webhook_secret, webhook_url
         self.lock = threading.RLock()
         self.state = _State()
+        # Kept across restarts when given (demo payments: the site's database remembers these ids).
+        self.state_file = state_file
+        if state_file is not None and state_file.exists():
+            saved = json.loads(state_file.read_text())
+            for table in KEPT_TABLES:
+                setattr(self.state, table, saved.get(table, getattr(self.state, table)))
         standin = self
 
         class Handler(_Handler):
@@ -174,6 +184,16 @@ class StripeStandin:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def save(self) -> None:
+        """Write the objects (not the calls or deliveries) to `state_file`, if there is one."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            text = json.dumps({table: getattr(self.state, table) for table in KEPT_TABLES})
+        partial = self.state_file.with_suffix(".partial")
+        partial.write_text(text)
+        partial.replace(self.state_file)
 
     def reset(self) -> None:
         """Forget everything (between tests)."""
@@ -577,6 +597,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._route("DELETE")
 
     def _route(self, method: str) -> None:
+        try:
+            self._answer(method)
+        finally:
+            if method != "GET":
+                self.standin.save()
+
+    def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
         body = self._body()
         if parts.path.startswith("/v1/"):
@@ -664,7 +691,7 @@ class _Handler(BaseHTTPRequestHandler):
             '<meta name=viewport content="width=device-width, initial-scale=1">'
             f"<title>Checkout · {name}</title></head>"
             '<body style="font-family:system-ui;max-width:28rem;margin:2rem auto">'
-            "<p><small>Stripe stand-in · test mode</small></p>"
+            "<p><strong>Demo payments — no real money</strong> <small>(Stripe stand-in, test mode)</small></p>"
             f"<h1>{name}</h1><p data-amount>{amount}</p>{action}</body></html>"
         )
         self._send(200, page.encode(), "text/html; charset=utf-8")
@@ -685,7 +712,8 @@ class _Handler(BaseHTTPRequestHandler):
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8><title>Connect onboarding</title></head>"
             '<body style="font-family:system-ui;max-width:28rem;margin:2rem auto">'
-            f"<p><small>Stripe stand-in · test mode</small></p><h1>Get paid</h1><p>Account {link['account']}</p>"
+            "<p><strong>Demo payments — no real money</strong> <small>(Stripe stand-in, test mode)</small></p>"
+            f"<h1>Get paid</h1><p>Account {link['account']}</p>"
             '<form method="post"><button type="submit">Finish onboarding</button></form>'
             f'<p><a href="{html.escape(link["refresh_url"])}">Start again</a></p></body></html>'
         )
@@ -698,9 +726,14 @@ def main() -> None:
     parser.add_argument("--api-key", default=API_KEY)
     parser.add_argument("--webhook-secret", default=WEBHOOK_SECRET)
     parser.add_argument("--webhook-url", default=None, help="where to send signed events, e.g. our /stripe/webhook/")
+    parser.add_argument("--state-file", type=Path, default=None, help="keep the objects in this JSON file")
     args = parser.parse_args()
     standin = StripeStandin(
-        api_key=args.api_key, webhook_secret=args.webhook_secret, webhook_url=args.webhook_url, port=args.port
+        api_key=args.api_key,
+        webhook_secret=args.webhook_secret,
+        webhook_url=args.webhook_url,
+        port=args.port,
+        state_file=args.state_file,
     )
     print(f"Stripe stand-in at {standin.url}: STRIPE_API_BASE={standin.url} STRIPE_SECRET_KEY={args.api_key} ")
     print(f"STRIPE_WEBHOOK_SECRET={args.webhook_secret}", flush=True)

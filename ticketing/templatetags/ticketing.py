@@ -1,6 +1,8 @@
 """`{% ticket_box space %}`: the space page's ticket block (price, seats left, Buy, or the host's offer form)."""
 
 from django import template
+from django.conf import settings
+from django.utils.html import format_html
 
 from rooms.models import SpaceState
 from ticketing import selectors
@@ -38,3 +40,15 @@ def ticket_box(context, space):
 def money(minor: int, currency: str) -> str:
     """`{{ amount|money:currency }}` → "5.00 USD"."""
     return f"{(minor or 0) / 100:.2f} {currency.upper()}"
+
+
+@register.simple_tag
+def demo_payments_notice() -> str:
+    """On every payment page while the site runs on the Stripe stand-in (SPACES_DEMO_PAYMENTS)."""
+    if not settings.SPACES_DEMO_PAYMENTS:
+        return ""
+    return format_html(
+        '<p class="message demo-payments" role="note" data-demo-payments><strong>{}</strong> {}</p>',
+        "Demo payments — no real money.",
+        "This site pays through a stand-in for Stripe: no card is asked for and nobody is charged.",
+    )

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Follow, User
 from accounts.services import follow_counts_recount
 from rooms.services import space_create
+from workflows import demo_payments
 
 DEMO_PASSWORD = "spaces-demo-2026"
 ADMIN_PASSWORD = "spaces-admin-2026"
@@ -84,7 +85,11 @@ class Command(BaseCommand):
         self._seed_spaces({user.username: user for user in User.objects.filter(username__in=named)})
 
     def _seed_spaces(self, named: dict[str, User]) -> None:
+        if settings.SPACES_DEMO_PAYMENTS:
+            demo_payments.past_spaces(named["maya"])
         space_create(host=named["maya"], title="Friday design crit", topics=["design", "ux"])
+        if settings.SPACES_DEMO_PAYMENTS:
+            demo_payments.ticketed_space(named["maya"], buyer=named["alex"])
         space_create(
             host=named["leo"],
             title="Indie music: the business of it",
@@ -97,11 +102,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'username':<10} {'password':<18} {'followers':>9}  note")
         rows = [("admin", ADMIN_PASSWORD, "staff; the admin is at /admin/")]
         notes = {
-            "maya": "can host (well above the threshold); live now",
+            "maya": "can host (well above the threshold); live now"
+            + ("; sells tickets (demo payments)" if settings.SPACES_DEMO_PAYMENTS else ""),
             "leo": "can host (just above the threshold)",
             "ivy": "can't host yet (just below the threshold)",
             "nora": "can host: staff granted hosting",
-            "alex": "a listener",
+            "alex": "a listener"
+            + ("; holds a ticket to maya's ticketed space" if settings.SPACES_DEMO_PAYMENTS else ""),
         }
         rows += [(username, DEMO_PASSWORD, notes[username]) for username, *_ in PEOPLE]
         counts = dict(User.objects.filter(username__in=[r[0] for r in rows]).values_list("username", "followers_count"))
