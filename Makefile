@@ -9,11 +9,12 @@ PORT ?= 8000
 
 .PHONY: run test lint bench-check clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-captions.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-captions.txt package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-captions.txt
+	npm ci --no-audit --no-fund --loglevel=error  # axe-core, which the accessibility test injects
 	touch $@
 
 # Run the whole site on embedded defaults: SQLite, in-memory channel layer, tasks in-process.

@@ -76,7 +76,7 @@
       li.appendChild(el("img", { className: "avatar avatar-lg", src: p.user.avatar_url, alt: "" }));
       if (p.muted) li.appendChild(el("span", { className: "speaker-muted", title: "Muted", "data-muted": "true" }, "🔇"));
       li.appendChild(el("span", { className: "speaker-name" }, p.user.name));
-      li.appendChild(el("span", { className: "speaker-role" }, { host: "Host", cohost: "Co-host", speaker: "Speaker" }[p.role]));
+      li.appendChild(el("span", { className: "speaker-role" }, { host: "Host", cohost: "Co-host", speaker: "Speaker" }[p.role] + (p.present ? "" : " · away")));
       var menu = moderatorMenu(p);
       if (menu) li.appendChild(menu);
       stageEl.appendChild(li);
