@@ -38,7 +38,7 @@ run: $(BIN)/.installed
 	LOG_LEVEL=WARNING $(BIN)/python manage.py seed_demo; \
 	$(BIN)/python manage.py collectstatic --noinput -v0; \
 	echo "Serving at $$SITE_URL/ (Ctrl-C stops it)"; \
-	$(BIN)/daphne -b $(HOST) -p $(PORT) spaces_site.asgi:application
+	$(BIN)/daphne --access-log /dev/null -b $(HOST) -p $(PORT) spaces_site.asgi:application
 
 # Lint, migrations check, then the suite on SQLite and, where they answer, on PostgreSQL + Redis.
 test: $(BIN)/.installed

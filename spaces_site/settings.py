@@ -93,6 +93,7 @@ MIDDLEWARE = [
     # Outermost of the rest: a view meeting a database or Redis outage becomes a 503.
     "spaces_site.middleware.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    *(["spaces_site.request_log.RequestLogMiddleware"] if env_bool("SPACES_REQUEST_LOG", DEBUG) else []),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -103,3 +103,17 @@ def test_a_fresh_clone_opens_its_database_without_making_var_first(tmp_path):
     # then: no "unable to open database file"
     assert done.returncode == 0, done.stderr[-2000:]
     assert database.exists()
+
+
+def test_the_request_log_names_each_page_once_and_leaves_out_avatars(caplog):
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from spaces_site.request_log import RequestLogMiddleware
+
+    log = RequestLogMiddleware(lambda request: HttpResponse(status=200))
+    with caplog.at_level(logging.INFO, logger="spaces_site.requests"):
+        log(RequestFactory().get("/spaces/3/"))
+        log(RequestFactory().get("/u/maya/avatar.svg"))
+    lines = [record.getMessage() for record in caplog.records if record.name == "spaces_site.requests"]
+    assert len(lines) == 1 and lines[0].startswith("GET /spaces/3/ 200 ")
