@@ -51,9 +51,9 @@ def test_every_page_passes_axe_for_every_kind_of_viewer(asgi_live_server, reques
     url = asgi_live_server.url
     errors: list[str] = []
 
-    def person(username: str | None) -> Page:
+    def person(username: str | None, scheme: str = "light") -> Page:
         # axe is injected as a script of its own: the context sets the site's CSP aside for it
-        page = chromium.new_context(bypass_csp=True).new_page()
+        page = chromium.new_context(bypass_csp=True, color_scheme=scheme).new_page()
         page.set_default_timeout(10_000)
         page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
         if username:
@@ -69,6 +69,11 @@ def test_every_page_passes_axe_for_every_kind_of_viewer(asgi_live_server, reques
     for path in ("/", "/accounts/login/", "/accounts/signup/", f"/spaces/{live.pk}/", "/u/hana/", "/spaces/?q=talk"):
         visitor.goto(f"{url}{path}")
         found[f"visitor {path}"] = violations(visitor)
+
+    dark = person(None, "dark")  # the system's dark mode: the same pages, still AA
+    for path in ("/", "/accounts/login/", f"/spaces/{live.pk}/"):
+        dark.goto(f"{url}{path}")
+        found[f"visitor (dark) {path}"] = violations(dark)
 
     listener = person("ada")
     for path in (
@@ -91,7 +96,7 @@ def test_every_page_passes_axe_for_every_kind_of_viewer(asgi_live_server, reques
             hosting.get_by_role("button", name="End space").wait_for()
         found[f"host {path}"] = violations(hosting)
 
-    for page in (visitor, listener, hosting):
+    for page in (visitor, dark, listener, hosting):
         page.context.close()
     bad = {page: v for page, v in found.items() if v}
     assert bad == {}, "\n".join(f"{page}: {line}" for page, lines in bad.items() for line in lines)
