@@ -12,6 +12,7 @@ met by `SteadyConsumer`: after the channel layer comes back the socket joins
 its groups again and gets a fresh snapshot.
 """
 
+import contextlib
 import json
 import logging
 import time
@@ -187,12 +188,11 @@ class SpaceConsumer(SteadyConsumer):
             return
         if isinstance(message, dict) and message.get("type") == "leave":
             # A deliberate leave: out at once, every page told (a lost socket waits for the sweep).
-            try:
+            # On an outage the socket still closes; presence catches up as for a lost socket.
+            with contextlib.suppress(*OUTAGE_ERRORS):
                 await database_sync_to_async(presence.space_leave)(
                     user=self.user, space_id=self.space_id, channel_name=self.channel_name
                 )
-            except OUTAGE_ERRORS:
-                pass  # the socket still closes; presence catches up as for a lost socket
             await self.close(code=CLOSE_NORMAL)
             return
         if not self.bucket.take():

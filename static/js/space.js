@@ -52,6 +52,20 @@
     return b;
   }
 
+  // What changes for you is said in the status line, which screen readers announce (aria-live).
+  var mine = null;
+  function announceMine(p) {
+    var before = mine;
+    mine = { role: p.role, muted: p.muted };
+    if (!before) return;
+    if (before.role !== p.role) {
+      setStatus(p.role === "listener" ? "You're back in the audience."
+        : "You're on stage as " + { host: "the host", cohost: "a co-host", speaker: "a speaker" }[p.role] + ".");
+    } else if (before.muted !== p.muted && p.role !== "listener") {
+      setStatus(p.muted ? "You're muted." : "You're unmuted: everyone can hear you.");
+    }
+  }
+
   function setStatus(text, isError, sticky) {
     statusEl.textContent = text || "";
     statusEl.classList.toggle("error", !!isError);
@@ -261,6 +275,7 @@
       retryAfter = 0;
       if (captionsWanted) send({ type: "captions", on: true });
       setStatus("");
+      mine = m.you ? { role: m.you.role, muted: m.you.muted } : null;
       renderAll();
       if (audio) {
         audio.iceServers = m.ice_servers || [];
@@ -270,6 +285,7 @@
     },
     "participant.updated": function (m) {
       applyParticipant(m.participant);
+      if (m.participant.user.username === me) announceMine(m.participant);
       if (audio && m.participant.user.username === me) {
         audio.setMuted(m.participant.muted);
         audio.start(m.participant.role !== "listener");

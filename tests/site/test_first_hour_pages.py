@@ -5,6 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -12,6 +13,8 @@ from rooms import services
 from rooms.models import Role
 from tests.browsers import WAIT_MS
 from tests.factories import PASSWORD, UserFactory
+from tests.media.browsers import microphone_chromium
+from tests.media.clients import write_tone
 from tests.rooms.scene import make_host, make_space, seat
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -117,3 +120,38 @@ def test_the_start_form_says_schedule_when_a_time_is_set_and_its_checkboxes_lead
         assert b["x"] + b["width"] <= lb["x"], (name, b, lb)
         assert abs((b["y"] + b["height"] / 2) - (lb["y"] + lb["height"] / 2)) < 8, (name, b, lb)
     assert browsers.errors == []
+
+
+def test_what_changes_for_you_is_announced_in_the_live_status(asgi_live_server, tmp_path, monkeypatch):
+    # given: a listener with a hand up (with a microphone), and the host, both on the space's page
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop holds this thread
+    space = make_space(make_host(username="hana"), title="Say it")
+    seat(space, UserFactory(username="lee"), hand_raised_at=timezone.now())
+    url = f"{asgi_live_server.url}/spaces/{space.pk}/"
+    errors: list[str] = []
+
+    def log_in(chromium, username: str) -> Page:
+        page = chromium.new_context().new_page()
+        page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
+        page.goto(f"{asgi_live_server.url}/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{asgi_live_server.url}/")
+        page.goto(url)
+        return page
+
+    with microphone_chromium(write_tone(tmp_path / "a440.wav", 440, seconds=5)) as chromium:
+        host, listener = log_in(chromium, "hana"), log_in(chromium, "lee")
+        status = listener.locator("#status[aria-live]")
+
+        # when: the host approves them, they unmute, and the host mutes them
+        host.locator("#hands li[data-hand=lee]").get_by_role("button", name="Approve").click()
+        # then: each change is said where a screen reader announces it
+        expect(status).to_have_text("You're on stage as a speaker.")
+        listener.get_by_role("button", name="🎙 Unmute").click()
+        expect(status).to_have_text("You're unmuted: everyone can hear you.")
+        on_stage(host, "lee").get_by_role("button", name="Mute", exact=True).click()
+        expect(status).to_have_text("You're muted.")
+    connections.close_all()
+    assert errors == []
