@@ -85,6 +85,15 @@ class User(AbstractUser):
                 name="user_banned_is_inactive",
             ),
         ]
+        indexes = [
+            # "People to follow" (`selectors.people_to_follow`): the most followed first, read in index
+            # order and stopped at the page's few, whatever the number of people.
+            models.Index(
+                fields=["-followers_count", "id"],
+                condition=Q(is_active=True, is_staff=False, followers_count__gt=0),
+                name="user_popular",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.username
@@ -117,7 +126,11 @@ class Follow(models.Model):
             models.UniqueConstraint(fields=["follower", "followee"], name="follow_once"),
             models.CheckConstraint(condition=~Q(follower=F("followee")), name="follow_not_self"),
         ]
-        indexes = [models.Index(fields=["followee", "-created_at"])]
+        indexes = [
+            models.Index(fields=["followee", "-created_at"]),
+            # Someone's "following" page, newest first, a page at a time.
+            models.Index(fields=["follower", "-created_at"], name="follow_following_list"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.follower} follows {self.followee}"

@@ -1,15 +1,16 @@
 """Reads of people and their graph, shared by pages, the API and consumers."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.errors import AccountBanned, InvalidCredentials, UserNotFound
 from accounts.models import Block, Follow, User
+from spaces_site.soft_cache import cached
 
 
 def user_get(*, username: str) -> User:
@@ -65,6 +66,50 @@ def followers_of(*, user: User) -> QuerySet[User]:
 
 
 @dataclass(frozen=True)
+class PeoplePage:
+    """One page of a follower or following list, newest first, and where the next (older) one starts."""
+
+    people: list[User]
+    older: str  # the cursor of the next page ("" on the last)
+    is_first: bool
+
+
+def _cursor(follow: Follow) -> str:
+    # Whole microseconds since the epoch: exact, where a float's would round.
+    since = follow.created_at - datetime(1970, 1, 1, tzinfo=UTC)
+    return f"{since // timedelta(microseconds=1)}.{follow.pk}"
+
+
+def _people_page(follows: QuerySet[Follow], *, person: str, before: str, size: int) -> PeoplePage:
+    """A page of `follows` (keyset pagination on the follow's date and id): it reads the page's rows
+    and one more through the list's index, and never counts the whole list."""
+    is_first = True
+    try:
+        micros, pk = (int(part) for part in before.split("."))
+        after = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    except (ValueError, OverflowError):
+        pass  # no cursor, or one that isn't ours: the first page
+    else:
+        is_first = False
+        follows = follows.filter(Q(created_at__lt=after) | Q(created_at=after, pk__lt=pk))
+    rows = list(follows.select_related(person).order_by("-created_at", "-pk")[: size + 1])
+    older = _cursor(rows[size - 1]) if len(rows) > size else ""
+    return PeoplePage(people=[getattr(row, person) for row in rows[:size]], older=older, is_first=is_first)
+
+
+def followers_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
+    """A page of `followers_of`: people who follow `user`, newest first."""
+    follows = Follow.objects.filter(followee=user, follower__banned_at__isnull=True)
+    return _people_page(follows, person="follower", before=before, size=size)
+
+
+def following_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
+    """A page of `followed_by`: people `user` follows, newest first."""
+    follows = Follow.objects.filter(follower=user, followee__banned_at__isnull=True)
+    return _people_page(follows, person="followee", before=before, size=size)
+
+
+@dataclass(frozen=True)
 class CountedFollowers:
     """A person's followers split by whether they count toward hosting thresholds (PRODUCT.md §1)."""
 
@@ -113,17 +158,29 @@ def following_ids(*, user: User, among: list[int]) -> set[int]:
 def people_to_follow(*, viewer: User, limit: int = 5) -> list[User]:
     """Popular people the viewer doesn't follow yet and has no block with: people others follow, so
     not the staff's accounts, banned ones (inactive), or accounts nobody follows (the demo's filler
-    listeners)."""
-    people = User.objects.filter(is_active=True, is_staff=False, followers_count__gt=0).order_by(
-        "-followers_count", "pk"
+    listeners). Read in the order of the `user_popular` index; anonymous visitors all get the same
+    list, kept in the cache for `SPACES_FEEDS_CACHE_S`."""
+    if not viewer.is_authenticated:
+        return cached(
+            f"people.popular.{limit}",
+            settings.SPACES_FEEDS_CACHE_S,
+            lambda: _people_to_follow(viewer=viewer, limit=limit),
+        )
+    return _people_to_follow(viewer=viewer, limit=limit)
+
+
+def _people_to_follow(*, viewer: User, limit: int) -> list[User]:
+    people = (
+        User.objects.filter(is_active=True, is_staff=False, followers_count__gt=0)
+        .only("username", "display_name", "avatar", "followers_count")
+        .order_by("-followers_count", "pk")
     )
     if viewer.is_authenticated:
-        people = (
-            people.exclude(pk=viewer.pk)
-            .exclude(follower_set__follower=viewer)
-            .exclude(blocks_received__blocker=viewer)
-            .exclude(blocks_made__blocked=viewer)
+        follows = Follow.objects.filter(follower=viewer, followee=OuterRef("pk"))
+        blocks = Block.objects.filter(
+            Q(blocker=viewer, blocked=OuterRef("pk")) | Q(blocker=OuterRef("pk"), blocked=viewer)
         )
+        people = people.exclude(pk=viewer.pk).filter(~Exists(follows), ~Exists(blocks))
     return list(people[:limit])
 
 

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -42,24 +41,24 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
     return render(request, "accounts/profile.html", context)
 
 
-def _people_page(request: HttpRequest, username: str, *, title: str, people_of) -> HttpResponse:
+def _people_page(request: HttpRequest, username: str, *, title: str, page_of) -> HttpResponse:
     user = _profile_user(username)
-    page = Paginator(people_of(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(user=user, before=request.GET.get("before", ""), size=PAGE_SIZE)
     context = {
         "profile": user,
         "title": title,
         "page": page,
-        "following_ids": selectors.following_ids(user=request.user, among=[p.pk for p in page]),
+        "following_ids": selectors.following_ids(user=request.user, among=[p.pk for p in page.people]),
     }
     return render(request, "accounts/people.html", context)
 
 
 def followers(request: HttpRequest, username: str) -> HttpResponse:
-    return _people_page(request, username, title="Followers", people_of=selectors.followers_of)
+    return _people_page(request, username, title="Followers", page_of=selectors.followers_page)
 
 
 def following(request: HttpRequest, username: str) -> HttpResponse:
-    return _people_page(request, username, title="Following", people_of=selectors.followed_by)
+    return _people_page(request, username, title="Following", page_of=selectors.following_page)
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:

@@ -2,9 +2,13 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
+from django.db import connection
+from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
 
 from accounts.models import Block, Follow, User
+from rooms import feeds
 from rooms.errors import EntryRefused, NumbersRefused, SpaceNotFound
 from rooms.models import (
     STAGE_ROLES,
@@ -168,26 +172,81 @@ def _visible_to(viewer: User, spaces: QuerySet[Space]) -> QuerySet[Space]:
     return spaces
 
 
-def live_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
-    """Live spaces for the home page's live bar: hosts the viewer follows first, then the busiest."""
-    spaces = Space.objects.filter(state=SpaceState.LIVE).select_related("host")
-    spaces = _visible_to(viewer, spaces).annotate(
-        listeners=Count("connections__participant", distinct=True)
-        + Count("connections", filter=Q(connections__participant__isnull=True), distinct=True)
+@dataclass(frozen=True)
+class FeedTies:
+    """What of the viewer's graph reorders or hides feed entries: the live hosts they follow, and the
+    people who blocked them."""
+
+    followed: frozenset[int]
+    hiding: frozenset[int]
+
+
+NO_TIES = FeedTies(frozenset(), frozenset())
+
+
+def feed_ties(*, viewer: User) -> FeedTies:
+    """The viewer's ties to the feeds' hosts, in one query; a page that shows both the live bar and
+    the upcoming list reads them once and hands them to both."""
+    if not viewer.is_authenticated:
+        return NO_TIES
+    live_hosts = len(feeds.live_rows())
+    followed = Follow.objects.filter(follower=viewer)
+    if viewer.following_count > live_hosts:
+        # Probe the live hosts in the follow index rather than read every follow the viewer has (a
+        # subquery, not hundreds of ids to send).
+        followed = followed.filter(followee_id__in=Space.objects.filter(state=SpaceState.LIVE).values("host_id"))
+    followed = followed.annotate(tie=Value("followed", output_field=CharField())).values_list("followee_id", "tie")
+    hiding = (
+        Block.objects.filter(blocked=viewer)
+        .annotate(tie=Value("hiding", output_field=CharField()))
+        .values_list("blocker_id", "tie")
     )
-    if viewer.is_authenticated:
-        spaces = spaces.annotate(
-            followed=Exists(Follow.objects.filter(follower=viewer, followee=OuterRef("host_id")))
-        ).order_by("-followed", "-listeners", "-started_at")
-    else:
-        spaces = spaces.order_by("-listeners", "-started_at")
-    return list(spaces[:limit])
+    rows = list(followed.union(hiding, all=True)) if live_hosts else [(pk, "hiding") for pk, _ in hiding]
+    return FeedTies(
+        followed=frozenset(pk for pk, tie in rows if tie == "followed"),
+        hiding=frozenset(pk for pk, tie in rows if tie == "hiding"),
+    )
 
 
-def upcoming_spaces(*, viewer: User, limit: int = 20) -> list[Space]:
-    """Scheduled spaces, soonest first (the reminder buttons read the viewer's reminders once: `scheduling` tags)."""
-    spaces = Space.objects.filter(state=SpaceState.SCHEDULED).select_related("host").order_by("scheduled_for")
-    return list(_visible_to(viewer, spaces)[:limit])
+def live_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = None) -> list[Space]:
+    """Live spaces for the home page's live bar: hosts the viewer follows first, then the busiest.
+
+    The site-wide order and listener counts come from the cache (`rooms.feeds`); the viewer's own part
+    is one query over the hosts in hand (`feed_ties`) and the spaces shown one more, however many are
+    live (`ties`, when the caller read them already). Anonymous visitors all see the same bar: it is
+    kept whole."""
+    if not viewer.is_authenticated:
+        return feeds.for_everyone(f"live.{limit}", lambda: _live_spaces(limit=limit, ties=NO_TIES))
+    return _live_spaces(limit=limit, ties=ties or feed_ties(viewer=viewer))
+
+
+def _live_spaces(*, limit: int, ties: FeedTies) -> list[Space]:
+    rows = feeds.live_rows()
+    rows = [row for row in rows if row[1] not in ties.hiding]
+    # Stable: among the followed and among the others, the cached order (busiest, then newest) holds.
+    rows = sorted(rows, key=lambda row: row[1] not in ties.followed)[:limit]
+    # Only spaces still live: one that ended since the rows were cached drops out at once.
+    by_id = feeds.space_cards().filter(state=SpaceState.LIVE).in_bulk([space_id for space_id, _, _ in rows])
+    spaces = []
+    for space_id, host_id, listeners in rows:
+        if space_id in by_id:
+            space = by_id[space_id]
+            space.listeners, space.followed = listeners, host_id in ties.followed
+            spaces.append(space)
+    return spaces
+
+
+def upcoming_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = None) -> list[Space]:
+    """Scheduled spaces, soonest first, from the cache (`rooms.feeds`) less those of people who blocked
+    the viewer (the reminder buttons read the viewer's reminders once: `scheduling` tags)."""
+    hiding = (ties or feed_ties(viewer=viewer)).hiding
+    upcoming = feeds.upcoming()
+    kept = [space for space in upcoming if space.host_id not in hiding]
+    if len(kept) < limit and len(upcoming) == feeds.UPCOMING_KEPT:
+        # The viewer's blocks hid much of what the cache keeps: read past it (rare; one query more).
+        spaces = feeds.space_cards().filter(state=SpaceState.SCHEDULED).exclude(host_id__in=hiding)
+        kept = list(spaces.order_by("scheduled_for", "pk")[:limit])
+    return kept[:limit]
 
 
 def may_read_transcript(*, user: User, space: Space) -> bool:
@@ -208,14 +267,33 @@ def transcript_lines(*, space: Space) -> QuerySet[CaptionLine]:
     return CaptionLine.objects.filter(space=space).select_related("speaker").order_by("start_ms", "pk")
 
 
+# Full-text search on PostgreSQL (migration 0007): a space's words are in a stored column of
+# PostgreSQL's own, `search_words`, with a GIN index; a transcript's through an expression index on the
+# very expression matched here (an expression index serves only the same expression).
+SEARCH_CONFIG = "english"
+SPACE_WORDS = RawSQL('"rooms_space"."search_words"', [], output_field=SearchVectorField())
+CAPTION_WORDS = SearchVector("text", config=SEARCH_CONFIG)
+# Spaces whose transcript says the words, at most this many, joined to the title and topic matches.
+SAID_MAX = 1000
+
+
 def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str = "") -> QuerySet[Space]:
-    """Spaces by title or topic, state and host; live first, then upcoming, then the rest."""
+    """Spaces by words in their title, topics or transcript, state and host; live first, then upcoming,
+    then the rest, and within each the best match first (PostgreSQL's full-text search, through its
+    GIN indexes); plain substring matching elsewhere."""
     # Words from the address bar: a NUL can't be in any text stored (PostgreSQL refuses it in a query).
     query, state, host = (value.replace("\x00", "") for value in (query, state, host))
     spaces = Space.objects.select_related("host")
-    if query:
-        said = CaptionLine.objects.filter(space=OuterRef("pk"), text__icontains=query)
-        spaces = spaces.filter(Q(title__icontains=query) | Q(topics__icontains=query.lower()) | Exists(said))
+    relevance = []
+    if query and connection.vendor == "postgresql":
+        words = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+        said = _spaces_saying(CaptionLine.objects.annotate(words=CAPTION_WORDS).filter(words=words))
+        spaces = spaces.alias(words=SPACE_WORDS).filter(Q(words=words) | Q(pk__in=said))
+        spaces = spaces.annotate(rank=SearchRank(F("words"), words))
+        relevance = ["-rank"]
+    elif query:
+        said = _spaces_saying(CaptionLine.objects.filter(text__icontains=query))
+        spaces = spaces.filter(Q(title__icontains=query) | Q(topics__icontains=query.lower()) | Q(pk__in=said))
     if state:
         spaces = spaces.filter(state=state)
     if host:
@@ -226,7 +304,13 @@ def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str =
         default=Value(2),
         output_field=IntegerField(),
     )
-    return _visible_to(viewer, spaces).order_by(state_order, "-started_at", "scheduled_for", "-pk")
+    return _visible_to(viewer, spaces).order_by(state_order, *relevance, "-started_at", "scheduled_for", "-pk")
+
+
+def _spaces_saying(lines: QuerySet[CaptionLine]) -> list[int]:
+    """Read apart (one query, through the transcript's own index) so that the spaces' match can use
+    theirs: an OR with a subquery would scan every space."""
+    return list(lines.order_by().values_list("space_id", flat=True).distinct()[:SAID_MAX])
 
 
 def live_space_ids_by_host(*, host_ids: list[int]) -> dict[int, int]:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import selectors as people
 from accounts.eligibility import hosting_eligibility
-from rooms import selectors, services
+from rooms import feeds, selectors, services
 from rooms.errors import SpaceNotFound
 from rooms.forms import ReportForm, SpaceForm
 from rooms.models import SpaceNumbers, SpaceState
@@ -21,23 +22,49 @@ from spaces_site.errors import ServiceError
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    live = selectors.live_spaces(viewer=request.user)
-    suggested = people.people_to_follow(viewer=request.user, limit=6)
+    if not request.user.is_authenticated and not len(get_messages(request)):  # len() leaves them unread
+        # Every anonymous visitor sees the same page: made once a period for all (`rooms.feeds`).
+        return HttpResponse(feeds.for_everyone("home.page", lambda: _home(request).content))
+    return _home(request)
+
+
+def _home(request: HttpRequest) -> HttpResponse:
+    ties = selectors.feed_ties(viewer=request.user)  # read once for both feeds
     context = {
-        "live": live,
-        "upcoming": selectors.upcoming_spaces(viewer=request.user, limit=10),
-        "people": suggested,
-        "following_ids": people.following_ids(user=request.user, among=[p.pk for p in suggested]),
+        "live": selectors.live_spaces(viewer=request.user, ties=ties),
+        "upcoming": selectors.upcoming_spaces(viewer=request.user, limit=10, ties=ties),
+        "people": people.people_to_follow(viewer=request.user, limit=6),
+        # Suggestions leave out whom the viewer follows: every button there says "Follow".
+        "following_ids": set(),
         "eligibility": hosting_eligibility(request.user) if request.user.is_authenticated else None,
     }
     return render(request, "home.html", context)
 
 
+SEARCH_PAGE = 30
+
+
 def search(request: HttpRequest) -> HttpResponse:
+    """Matching spaces a page at a time, with a link to the next page when there is one: no count of
+    every match."""
     query = request.GET.get("q", "").strip()[:100]
-    results = selectors.spaces_search(viewer=request.user, query=query) if query else []
-    page = Paginator(results, 30).get_page(request.GET.get("page"))
-    return render(request, "rooms/search.html", {"query": query, "page": page})
+    try:
+        number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        number = 1
+    start = (number - 1) * SEARCH_PAGE
+    results = (
+        list(selectors.spaces_search(viewer=request.user, query=query)[start : start + SEARCH_PAGE + 1])
+        if query
+        else []
+    )
+    context = {
+        "query": query,
+        "results": results[:SEARCH_PAGE],
+        "number": number,
+        "next_number": number + 1 if len(results) > SEARCH_PAGE else None,
+    }
+    return render(request, "rooms/search.html", context)
 
 
 @login_required

@@ -527,3 +527,11 @@ SPACES_DELIVERY_CLAIM_STALE_S = env_int("SPACES_DELIVERY_CLAIM_STALE_S", 300)
 SPACES_DELIVERY_REQUEUE_S = env_int("SPACES_DELIVERY_REQUEUE_S", 300)
 SPACES_DELIVERY_MAX_ATTEMPTS = env_int("SPACES_DELIVERY_MAX_ATTEMPTS", 5)
 SPACES_DELIVERY_RETRY_S = env_int("SPACES_DELIVERY_RETRY_S", 60)  # wait after a failed email; doubles each time
+# Pages at scale (issue 16)
+# How long what the home page shows everyone alike (the live bar, upcoming spaces, people to follow, the
+# whole page for anonymous visitors) is kept in the cache. Starts, ends, cancels and
+# moves drop the feeds at once (`rooms.feeds`); listener counts and edits show within this.
+SPACES_FEEDS_CACHE_S = env_int("SPACES_FEEDS_CACHE_S", 1)
+# Space cards (`{% cache %}` in templates/rooms/_space_card.html) are kept a second in each process's
+# own memory: no network round trip per card, and nothing to fail when Redis is down.
+CACHES["template_fragments"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments"}

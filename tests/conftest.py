@@ -52,9 +52,10 @@ def pytest_collection_modifyitems(config, items):
 def _fresh_cache():
     """Each test starts with an empty cache: keys made from primary keys would carry over otherwise
     (a database flushed between tests hands out the same ids again)."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    for cache in caches.all():  # the default and the template fragments' (each process's own)
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

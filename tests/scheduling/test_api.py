@@ -214,3 +214,10 @@ def test_bad_preferences_are_refused_with_a_reason(body, detail):
     assert answer.status_code == 400
     assert answer.json()["detail"] == detail
     assert not NotificationPreference.objects.exists()
+
+
+def test_marking_read_an_id_beyond_any_id_is_a_clear_400(signed_in):
+    # schemathesis found it: SQLite raised OverflowError on a 2**64 id, a 500
+    answer = signed_in.post("/api/notifications/read/", {"ids": [2**64]}, format="json")
+    assert answer.status_code == 400
+    assert "ids" in str(answer.json())
