@@ -1,7 +1,7 @@
 """Media fan-out benchmark: one room, 3 speakers, N real WebRTC listeners; ours against aiortc's stock MediaRelay.
 
     .venv/bin/python bench/media_fanout.py [--steps 50,100,...] [--baseline-steps 5,10,...]
-        [--listener-procs 3] [--window 6] [--profile /tmp/media_fanout]
+        [--listener-procs 3] [--window 6] [--profile /tmp/media_fanout] [--latency-only]
 
 Everything runs on this machine, over 127.0.0.1 only, in separate processes:
 
@@ -22,6 +22,13 @@ Everything runs on this machine, over 127.0.0.1 only, in separate processes:
   tapped receivers, nothing decoded; 5 of the N are probes in a process of
   their own that decode every packet and time each click's arrival: added
   latency = arrival - click send time (one machine, one clock).
+
+Before ours ramps, with the probes as its only listeners, it measures the added
+latency twice (`--latency-window` seconds each): with one voice (the clicking
+speaker's tone is loud enough to count as speaking, the other two stay quiet:
+the room forwards that voice, no tick, no encode) and with three voices (all
+three speak: the room mixes). `--latency-only` stops there. The ramp then runs
+with `--ramp-voices` voices (3 by default: the mix every tick, the heavier case).
 
 For each N of the ramp it connects the new listeners, lets the room settle,
 then over `--window` seconds measures the worker's CPU (utime+stime from
@@ -71,6 +78,8 @@ GOAL = {
     "listeners_per_worker_core": 1000,
     "ratio_vs_media_relay": 30,
     "latency_p95_ms": 40,
+    "latency_one_voice_p95_ms": 12,
+    "latency_three_voices_p95_ms": 35,
     "loss_pct_below": 1.0,
 }
 LOSS_LIMIT = 0.01
@@ -346,7 +355,41 @@ class Phase:
     async def close(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.children))
 
+    async def voices(self, count: int) -> None:
+        """The first `count` speakers speak (a voice's level); the others stay quiet."""
+        await self.speakers.call("voices", timeout=self.deadline.left(CALL_TIMEOUT_S), count=count)
+
     # Measuring
+
+    async def latency(self, voices: int, window: float) -> dict:
+        """Added latency speaker -> listener with `voices` speaking, at the listeners connected now (ours only)."""
+        await self.voices(voices)
+        await asyncio.sleep(self.deadline.left(self.args.settle))
+        n = sum(self.sizes.values())
+        before = await self.worker.call("stats", timeout=self.deadline.left(CALL_TIMEOUT_S))
+        step = await self.measure(n, window)
+        after = await self.worker.call("stats", timeout=self.deadline.left(CALL_TIMEOUT_S))
+        figures = {
+            "voices": voices,
+            "listeners": n,
+            "latency_ms_p50": r(percentile(step.latency_ms, 50), 1),
+            "latency_ms_p95": r(percentile(step.latency_ms, 95), 1),
+            "latency_ms_max": r(max(step.latency_ms, default=None), 1) if step.latency_ms else None,
+            "latency_samples": len(step.latency_ms),
+            "clicks_sent": step.clicks,
+            "unmatched": step.unmatched,
+            "loss_pct": r(step.loss * 100, 3),
+            # How the room sent it: forwarded packets and the mix's encodes over the window (and around it).
+            "forwarded_packets": after["forwarded"] - before["forwarded"],
+            "mix_encodes": after["encodes"] - before["encodes"],
+            "switches": after["switches"] - before["switches"],
+        }
+        say(
+            f"{self.mode}: {voices} voice(s), N={n}: added latency p50/p95 {figures['latency_ms_p50']}/"
+            f"{figures['latency_ms_p95']} ms ({len(step.latency_ms)} clicks); {figures['forwarded_packets']} "
+            f"packets forwarded, {figures['mix_encodes']} encodes, {figures['switches']} switches"
+        )
+        return figures
 
     async def _snapshots(self, since: float) -> tuple[float, dict, list[dict], dict[str, float], tuple[int, int]]:
         clients = [self.probes, *self.pools]
@@ -734,23 +777,34 @@ async def run(args: argparse.Namespace, result: dict) -> None:
     phases = []
     try:
         # The baseline first: it is short, and capped so ours keeps most of the budget.
-        baseline = Phase("relay", args, log_dir, deadline)
-        phases.append(baseline)
-        await baseline.open(pools=1)
-        await baseline.base(3.0)
-        baseline_reserve = max(0.0, args.budget - args.baseline_budget)
-        try:
-            await baseline.ramp(args.baseline_steps, stop_on_clients=False, reserve=baseline_reserve)
-        finally:
-            result["baseline_media_relay"] = baseline.summary()
-        if args.profile:
-            result["profile_relay"] = await profile_worker(baseline, Path(args.profile), args.profile_seconds)
-        await baseline.close()
+        if not args.latency_only:
+            baseline = Phase("relay", args, log_dir, deadline)
+            phases.append(baseline)
+            await baseline.open(pools=1)
+            await baseline.base(3.0)
+            baseline_reserve = max(0.0, args.budget - args.baseline_budget)
+            try:
+                await baseline.ramp(args.baseline_steps, stop_on_clients=False, reserve=baseline_reserve)
+            finally:
+                result["baseline_media_relay"] = baseline.summary()
+            if args.profile:
+                result["profile_relay"] = await profile_worker(baseline, Path(args.profile), args.profile_seconds)
+            await baseline.close()
 
         ours = Phase("room", args, log_dir, deadline)
         phases.append(ours)
         await ours.open(pools=args.listener_procs)
         await ours.base(3.0)
+        # Added latency with one voice (forwarded) and with three (mixed), the probes listening.
+        await ours.resize(PROBES)
+        result["latency"] = {}
+        for voices, name in ((1, "one_voice"), (SPEAKERS, "three_voices")):
+            result["latency"][name] = await ours.latency(voices, args.latency_window)
+        if args.latency_only:
+            await ours.close()
+            return
+        await ours.voices(args.ramp_voices)
+        result["ramp_voices"] = args.ramp_voices
         try:
             await ours.ramp(
                 args.steps, stop_on_clients=True, reserve=(args.profile_seconds + 30) if args.profile else 0
@@ -784,6 +838,9 @@ def finish(result: dict, started: float, load: tuple[float, float, float], busy:
     ratio_core = ours_core / base_core if ours_core and base_core else None
     p95 = ours.get("latency_ms_p95")
     loss = ours.get("loss_pct_at_largest")
+    latency = result.get("latency", {})
+    one, three = latency.get("one_voice", {}), latency.get("three_voices", {})
+    one_p95, three_p95 = one.get("latency_ms_p95"), three.get("latency_ms_p95")
     return {
         "bench": "media_fanout",
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -800,6 +857,11 @@ def finish(result: dict, started: float, load: tuple[float, float, float], busy:
         "ours_latency_ms_p50": ours.get("latency_ms_p50"),
         "ours_latency_ms_p95": p95,
         "ours_stopped_by": ours.get("stopped_by"),
+        "ours_latency_one_voice_ms_p50": one.get("latency_ms_p50"),
+        "ours_latency_one_voice_ms_p95": one_p95,
+        "ours_latency_three_voices_ms_p50": three.get("latency_ms_p50"),
+        "ours_latency_three_voices_ms_p95": three_p95,
+        "ours_ramp_voices": result.get("ramp_voices"),
         "relay_largest_n_held": base.get("largest_n_held"),
         "relay_worker_cpu_per_listener": base.get("worker_cpu_per_listener"),
         "relay_implied_listeners_per_core": base_core,
@@ -815,12 +877,17 @@ def finish(result: dict, started: float, load: tuple[float, float, float], busy:
             "listeners_per_worker_core": bool(ours_core and ours_core >= GOAL["listeners_per_worker_core"]),
             "ratio_vs_media_relay": bool(ratio_core and ratio_core >= GOAL["ratio_vs_media_relay"]),
             "latency_p95_ms": bool(p95 is not None and p95 <= GOAL["latency_p95_ms"]),
+            "latency_one_voice_p95_ms": bool(one_p95 is not None and one_p95 <= GOAL["latency_one_voice_p95_ms"]),
+            "latency_three_voices_p95_ms": bool(
+                three_p95 is not None and three_p95 <= GOAL["latency_three_voices_p95_ms"]
+            ),
             "loss_pct_below": bool(loss is not None and loss < GOAL["loss_pct_below"]),
         },
         "listeners_per_core_is_implied": True,
         "ours_steps": ours.get("steps", []),
         "relay_steps": base.get("steps", []),
         "ours_fanout_breakdown": ours.get("fanout_breakdown"),
+        "ours_latency": latency,
         **{key: result[key] for key in ("profile_room", "profile_relay") if key in result},
         **({"error": result["error"]} if "error" in result else {}),
     }
@@ -842,6 +909,9 @@ def main() -> None:
     parser.add_argument("--profile", help="py-spy each worker at its final N; writes PROFILE.<mode>.json/.collapsed")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--latency-window", type=float, default=10.0, help="seconds of each latency measurement")
+    parser.add_argument("--latency-only", action="store_true", help="ours' latency with 1 and 3 voices only")
+    parser.add_argument("--ramp-voices", type=int, default=SPEAKERS, choices=range(SPEAKERS + 1))
     args = parser.parse_args()
 
     started = time.time()

@@ -1,8 +1,9 @@
 """Client processes of `bench/media_fanout.py`: the speakers, the listener pools and the probes (aiortc, loopback).
 
 - `--role speakers`: three aiortc speakers, each offering one sendonly track and
-  12 recvonly slots (as tests/media/clients.py). Each sends a quiet tone; the
-  first also sends a loud 20 ms click every 500 ms and keeps the wall-clock time
+  12 recvonly slots (as tests/media/clients.py). Each sends a quiet tone, or a
+  louder one the worker counts as a voice (`voices` command: the first N speak);
+  the first also sends a loud 20 ms click every 500 ms and keeps the wall-clock time
   (`time.time()`) at which each click frame left its track (`recv()` returned
   it, just before aiortc encodes it). The slots are tapped and counted, not
   decoded.
@@ -32,6 +33,7 @@ from media_fanout_common import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     SPEAKER_SLOTS,
+    VOICE_AMPLITUDE,
     loopback_only,
     run_child,
     serve_control,
@@ -89,7 +91,7 @@ def new_pc() -> RTCPeerConnection:
 
 
 class SignalTrack(MediaStreamTrack):
-    """A quiet tone, paced at real time; with `clicks`, every 25th frame is a loud 1 kHz burst."""
+    """A quiet tone (or a voice: `amplitude`), paced at real time; with `clicks`, every 25th frame is a loud burst."""
 
     kind = "audio"
 
@@ -97,6 +99,7 @@ class SignalTrack(MediaStreamTrack):
         super().__init__()
         self.frequency = frequency
         self.clicks = clicks
+        self.amplitude = QUIET_AMPLITUDE
         self.click_times: list[float] = []
         self.frames = 0
         self.start: float | None = None
@@ -118,7 +121,7 @@ class SignalTrack(MediaStreamTrack):
             samples = self.click
         else:
             t = (pts + np.arange(FRAME_SAMPLES)) / SAMPLE_RATE
-            samples = (np.sin(2 * np.pi * self.frequency * t) * QUIET_AMPLITUDE).astype(np.int16)
+            samples = (np.sin(2 * np.pi * self.frequency * t) * self.amplitude).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = pts
@@ -153,6 +156,12 @@ class Speakers:
             self.tracks.append(track)
             await connect(pc, self.port, "speaker", timeout)
         return {"connected": sum(1 for pc in self.pcs if pc.connectionState == "connected")}
+
+    def voices(self, count: int) -> dict:
+        """The first `count` speakers speak (a voice's level), the others stay quiet."""
+        for n, track in enumerate(self.tracks):
+            track.amplitude = VOICE_AMPLITUDE if n < count else QUIET_AMPLITUDE
+        return {"voices": count}
 
     def stats(self, since: float) -> dict:
         return {
@@ -311,6 +320,8 @@ async def main(role: str, port: int) -> None:
         cmd = request["cmd"]
         if cmd == "join" and speakers is not None:
             return await speakers.join(request["count"], request["connect_timeout"])
+        if cmd == "voices" and speakers is not None:
+            return speakers.voices(request["count"])
         if cmd == "grow" and pool is not None:
             return await pool.grow(request["total"], request["concurrency"], request["connect_timeout"])
         if cmd == "shrink" and pool is not None:

@@ -25,6 +25,9 @@ SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960
 SPEAKER_SLOTS = 12  # as tests/media/clients.py: one sendonly microphone, 12 recvonly slots
 CLICK_RMS = 2_000.0  # the quiet stage mixes to RMS < 400; a click frame is far above this
+# A voice: a tone the worker counts as speaking (its RMS, about 700, is above `media.mixer.SPEAKING_RMS`);
+# three of them mix to about 1,200, still well under CLICK_RMS.
+VOICE_AMPLITUDE = 1_000
 CLICK_REFRACTORY_S = 0.25
 
 Handler = Callable[[dict], Awaitable[dict]]

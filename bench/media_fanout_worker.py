@@ -131,6 +131,10 @@ class RoomHost:
             "depth_hist": self.depth_hist,
             "tick_cpu": self.tick_cpu,
             "tick_gap_max": self.tick_gap_max,
+            # Forwarding one voice (issue 14): packets forwarded, the mix's encodes, switches between them.
+            "forwarded": room.forwarded,
+            "encodes": room.mixer.encodes,
+            "switches": room.switches,
         }
 
     def reset_maxima(self) -> None:

@@ -1,20 +1,27 @@
 """The one place the media worker reaches below aiortc's public API (aiortc 1.16.0, pinned).
 
-Three needs that the public API does not meet, each measured (docs/media.md):
+Four needs that the public API does not meet, each measured (docs/media.md):
 
 1. **Encoded packets in.** `RTCRtpReceiver` always decodes, behind a jitter
    buffer that holds four frames (80 ms) and stalls after a loss. `tap_receiver`
    replaces the receiver's `_handle_rtp_packet` on that one receiver, so every
    RTP packet (already SRTP-decrypted and parsed by the DTLS transport) goes
    to our callback instead: we forward the Opus payload untouched to other
-   speakers and decode it ourselves, one frame deep.
+   speakers and decode it ourselves (`media.mixer.SpeakerInput`). The tap still
+   feeds the receiver's per-SSRC statistics, which aiortc's own RTCP loop turns
+   into receiver reports: that is how a speaker's browser learns its loss and
+   spends more of its bitrate on FEC.
 2. **One packet, many listeners.** An `RTCRtpSender` per listener costs an
    asyncio task and ~80 µs per packet. `ListenerSink` sends a serialized RTP
    packet to one listener with what is left of the work: SRTP protect
    (`RTCDtlsTransport._tx_srtp`) and a UDP `sendto` on the nominated ICE pair
    (`RTCIceTransport._connection._nominated`). The sender keeps its SSRC,
    payload type and header extensions from negotiation; we read them here.
-3. **Loopback ICE.** aioice leaves 127.0.0.1 out of its host candidates;
+3. **Opus FEC asked for.** aiortc answers Opus with no `a=fmtp` line, so a
+   browser sends no in-band FEC. `request_opus_fec` sets `useinbandfec=1` and
+   `minptime=10` on the negotiated codec (`RTCRtpTransceiver._codecs`) before
+   the answer is written from it.
+4. **Loopback ICE.** aioice leaves 127.0.0.1 out of its host candidates;
    `allow_loopback_candidates` puts it back (tests and benchmarks only,
    behind `SPACES_MEDIA_ICE_LOOPBACK`).
 
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 
 import aioice.ice
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 log = logging.getLogger(__name__)
@@ -35,14 +43,55 @@ log = logging.getLogger(__name__)
 PacketCallback = Callable[[RtpPacket], None]
 
 
+# What the answer asks of a speaker's Opus encoder (RFC 7587): in-band FEC, which our decoder uses
+# to rebuild a lost frame from the next packet; 10 ms frames allowed.
+OPUS_FEC_PARAMETERS = {"useinbandfec": 1, "minptime": 10}
+
+
+def request_opus_fec(transceiver: RTCRtpTransceiver) -> None:
+    """Ask for in-band FEC in the answer: call after setRemoteDescription, before createAnswer."""
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters.update(OPUS_FEC_PARAMETERS)
+
+
 def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketCallback) -> None:
-    """Send every RTP packet of `receiver` to `on_packet` instead of aiortc's jitter buffer and decoder."""
+    """Send every RTP packet of `receiver` to `on_packet` instead of aiortc's jitter buffer and decoder.
+
+    Keeps what aiortc's receiver reports need: each packet of a known payload
+    type is counted in the receiver's per-SSRC `StreamStatistics` (highest
+    sequence number, loss, RFC 3550 jitter), which its RTCP task sends to the
+    speaker as receiver reports every second or so.
+    """
+    codecs = receiver._RTCRtpReceiver__codecs
+    streams = receiver._RTCRtpReceiver__remote_streams
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return  # a payload type never negotiated: aiortc drops it too
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
         if packet.payload:
             on_packet(packet)
 
     # An instance attribute shadows the method the DTLS transport's router calls.
+    receiver._handle_rtp_packet = handle_rtp_packet
+
+
+def watch_receiver(receiver: RTCRtpReceiver, on_packet: PacketCallback) -> None:
+    """Show every RTP packet of `receiver` to `on_packet`, then let aiortc handle it as usual (decode and all).
+
+    For tests and benchmarks: what a client's receiver got, sequence numbers and timestamps included.
+    """
+    handle = receiver._handle_rtp_packet
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_packet(packet)
+        await handle(packet, arrival_time_ms)
+
     receiver._handle_rtp_packet = handle_rtp_packet
 
 

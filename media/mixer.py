@@ -1,97 +1,98 @@
 """Decode each speaker once, sum the stage on a 20 ms clock, encode once per room.
 
-`SpeakerInput` keeps a speaker's Opus frames ordered by sequence number and
-gives the mixer at most one per tick: it holds one frame, never four, and
-after a loss it moves on at the next tick instead of waiting for the gap.
+`SpeakerInput` takes a speaker's Opus packets as they arrive and gives the
+mixer one decoded frame per tick. Its `media.jitter.JitterBuffer` waits for a
+late or reordered frame only as long as the measured jitter needs (on a clean
+network a frame is played at the first tick after it arrives); a frame that
+doesn't come in time is rebuilt from the FEC copy in the next packet, or
+concealed by libopus (`media.opus`: PyAV's decoder can do neither), so a lost
+packet costs a little quality, never 20 ms of silence.
 `Mixer` adds the decoded frames (48 kHz stereo s16) with numpy, clips, and
 encodes the sum with one Opus encoder for every listener of the room.
 """
 
 import fractions
+import time
 
 import av
 import numpy as np
+
+from media.jitter import JitterBuffer
+from media.opus import OpusDecoder, OpusError
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
 CHANNELS = 2
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
-# A frame this many ticks older than the newest is a loss; skip to newer ones.
-MAX_BACKLOG = 3
-# If at least two frames waited at every tick of this many ticks (0.5 s), the
-# queue has settled one frame too deep (a hiccup's leftover): drop one.
-RESYNC_TICKS = 25
 # Speaking when the frame's RMS is above this (about -40 dBFS).
 SPEAKING_RMS = 330.0
 
 
-def _seq_newer(a: int, b: int) -> bool:
-    """Is RTP sequence number `a` after `b`, allowing for wrap-around?"""
-    return 0 < ((a - b) & 0xFFFF) < 0x8000
-
-
 class SpeakerInput:
-    """One speaker's incoming Opus frames, decoded one tick at a time."""
+    """One speaker's incoming Opus frames, decoded one tick at a time.
+
+    `push` as packets arrive, `pull` once per tick: 48 kHz stereo int16,
+    interleaved (FRAME_SAMPLES x CHANNELS), or None when the speaker sends
+    nothing. `pulled_seq` is the RTP sequence number of the frame the last
+    `pull` decoded (None when it was concealed or rebuilt, or nothing);
+    `waiting()` lists the frames pushed and not yet pulled, oldest first.
+    """
 
     def __init__(self) -> None:
-        self.decoder = av.CodecContext.create("libopus", "r")
-        self.decoder.format = "s16"
-        self.decoder.layout = "stereo"
-        self.decoder.sample_rate = SAMPLE_RATE
-        self.pending: dict[int, bytes] = {}
-        self.next_seq: int | None = None
-        self.received = 0
-        self.lost = 0
+        self.buffer = JitterBuffer()
+        self.decoder = OpusDecoder(CHANNELS)
         self.level = 0.0
-        self.resyncs = 0
-        self._window_ticks = 0
-        self._window_fewest = 0
+        self.pulled_seq: int | None = None
+        self.concealed = 0  # ticks played from PLC or FEC
 
-    def push(self, sequence_number: int, payload: bytes) -> None:
-        if self.next_seq is not None and not _seq_newer(sequence_number, (self.next_seq - 1) & 0xFFFF):
-            return  # late: its tick has passed
-        self.pending[sequence_number] = payload
-        self.received += 1
-        if len(self.pending) > MAX_BACKLOG:
-            # The clock fell behind this speaker (or they sent a burst): drop the oldest.
-            oldest = min(self.pending, key=lambda s: (s - (self.next_seq or s)) & 0xFFFF)
-            del self.pending[oldest]
+    @property
+    def pending(self) -> dict[int, bytes]:
+        """The frames waiting, by sequence number (the room clears it on a mute)."""
+        return self.buffer.pending
 
-    def pull(self) -> np.ndarray | None:
-        """The next frame as int16 samples (interleaved stereo), or None if nothing is due.
+    @property
+    def received(self) -> int:
+        return self.buffer.received
 
-        Holds one frame: when two or more have waited at every tick for
-        RESYNC_TICKS ticks, the oldest is decoded (keeping the decoder's state
-        continuous) and dropped, so a passing hiccup doesn't add 20 ms for good.
-        """
-        waiting = len(self.pending)
-        self._window_fewest = waiting if self._window_ticks == 0 else min(self._window_fewest, waiting)
-        self._window_ticks += 1
-        if self._window_ticks >= RESYNC_TICKS:
-            self._window_ticks = 0
-            if self._window_fewest >= 2:
-                self._take()
-                self.resyncs += 1
-        return self._take()
+    @property
+    def lost(self) -> int:
+        return self.buffer.lost
 
-    def _take(self) -> np.ndarray | None:
-        if not self.pending:
+    def push(self, sequence_number: int, payload: bytes, arrival: float | None = None) -> None:
+        """One packet, as it arrives; `arrival` on `time.monotonic`'s clock (now, if not given)."""
+        if payload:
+            self.buffer.push(sequence_number, payload, time.monotonic() if arrival is None else arrival)
+
+    def waiting(self) -> list[tuple[int, bytes]]:
+        return self.buffer.waiting()
+
+    def pull(self, now: float | None = None) -> np.ndarray | None:
+        """The next frame as int16 samples (interleaved stereo), or None if the speaker sends nothing."""
+        step = self.buffer.next(time.monotonic() if now is None else now, quiet=self.level < SPEAKING_RMS)
+        self.pulled_seq = None
+        if step.kind == "none":
             return None
-        if self.next_seq is None or self.next_seq not in self.pending:
-            # Start, or a loss: take the oldest frame we have.
-            nearest = min(self.pending, key=lambda s: (s - (self.next_seq or s)) & 0xFFFF)
-            if self.next_seq is not None:
-                self.lost += (nearest - self.next_seq) & 0xFFFF
-            self.next_seq = nearest
-        payload = self.pending.pop(self.next_seq)
-        self.next_seq = (self.next_seq + 1) & 0xFFFF
+        if step.discard is not None:
+            self._decode(step.discard)
         samples = None
-        for frame in self.decoder.decode(av.Packet(payload)):
-            array = frame.to_ndarray().reshape(-1)
-            samples = array if samples is None else np.concatenate([samples, array])
-        if samples is not None:
-            self.level = float(np.sqrt(np.mean(samples.astype(np.float32) ** 2)))
+        if step.kind == "play":
+            samples = self._decode(step.payload)
+            if samples is not None:
+                self.pulled_seq = step.sequence_number
+        elif step.kind == "recover":
+            samples = self.decoder.recover(step.payload)
+        if samples is None:
+            samples = self.decoder.conceal()
+        if self.pulled_seq is None:
+            self.concealed += 1
+        self.level = float(np.sqrt(np.mean(samples.astype(np.float32) ** 2))) if len(samples) else 0.0
         return samples
+
+    def _decode(self, payload: bytes) -> np.ndarray | None:
+        try:
+            return self.decoder.decode(payload)
+        except OpusError:
+            return None  # a corrupt packet: concealed like a lost one
 
 
 class Mixer:

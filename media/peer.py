@@ -2,13 +2,14 @@
 
 A listener offers one audio transceiver to receive the room's mix; whatever
 else it offers is refused. A speaker offers their microphone first, then
-receive-only transceivers: one slot for each other speaker the stage can hold.
+receive-only transceivers: one slot for each other speaker the stage can hold;
+the answer asks their browser for Opus in-band FEC (`useinbandfec=1`).
 """
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from django.conf import settings
 
-from media.aiortc_bridge import ParkedTrack
+from media.aiortc_bridge import ParkedTrack, request_opus_fec
 from media.room import ForwardTrack
 
 
@@ -68,6 +69,7 @@ async def answer_speaker(sdp: str) -> tuple[RTCPeerConnection, RTCRtpTransceiver
         await pc.close()
         raise OfferRefused("bad_offer", "A speaker's first transceiver sends their microphone.")
     microphone.direction = "recvonly"
+    request_opus_fec(microphone)
     tracks = []
     for transceiver in slots:
         track = ForwardTrack()

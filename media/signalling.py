@@ -9,9 +9,12 @@ space's event group, so mutes, stage changes and the end reach it as they
 reach every client. Offers are complete (ICE gathered), so no trickle.
 
 Each worker stamps a heartbeat key in the cache every
-`SPACES_MEDIA_HEARTBEAT_S` that expires after `SPACES_MEDIA_HEARTBEAT_TTL_S`:
-a web process that finds no heartbeat answers an offer at once with
-`media_unavailable` instead of leaving it unread. Offers carry the time they
+`SPACES_MEDIA_HEARTBEAT_S` that expires after `SPACES_MEDIA_HEARTBEAT_TTL_S`,
+with its load; `media.placement` reads them to pick a live worker for each
+offer, and a web process that finds none alive answers an offer at once with
+`media_unavailable` instead of leaving it unread. A socket whose worker's
+heartbeat expires is told `media.reset` (`media.watch`). Between workers:
+`media.relay` asks a space's origin for its listener stream (`media.cascade`). Offers carry the time they
 were sent; a worker that reads one older than `OFFER_MAX_AGE_S` (it queued
 while the worker was down) drops it, since its client has moved on. A worker
 that starts tells the live spaces it serves (`media.reset`), and their
@@ -38,7 +41,9 @@ OFFER = "media.offer"
 ANSWER = "media.answer"
 ERROR = "media.error"
 LEAVE = "media.leave"
-RESET = "media.reset"
+RESET = "media.reset"  # to a space (a worker restarted) or to one socket (its worker died): offer again
+RELAY = "media.relay"  # edge -> origin, every heartbeat: send me this space's listener stream
+RELAY_STOP = "media.relay.stop"  # edge -> origin: this edge no longer carries the space
 CLIP = "media.clip"  # cut "the last 30 s" of the recording the worker is writing
 UNAVAILABLE = "media_unavailable"
 MAX_SDP = 64 * 1024
@@ -46,12 +51,17 @@ OFFER_MAX_AGE_S = 10.0
 
 
 def worker_index(space_id: int) -> int:
-    """Spaces are spread over workers by id."""
+    """With the workers inside the web process, spaces are spread over them by id."""
     return space_id % settings.SPACES_MEDIA_WORKERS
 
 
 def worker_channel(space_id: int) -> str:
-    """The channel of the worker that hosts a space."""
+    """The channel of the worker that holds a space's stage: by id in process, its origin when workers run apart
+    (`media.placement`; by id while it has none)."""
+    if not settings.SPACES_MEDIA_IN_PROCESS:
+        origin = cache.get(origin_key(space_id))
+        if origin is not None:
+            return worker_channel_for_index(origin["index"])
     return worker_channel_for_index(worker_index(space_id))
 
 
@@ -63,13 +73,21 @@ def heartbeat_key(index: int) -> str:
     return f"media:worker-alive:{index}"
 
 
-async def heartbeat(index: int, boot_id: str) -> None:
-    await cache.aset(heartbeat_key(index), {"boot": boot_id, "at": time.time()}, settings.SPACES_MEDIA_HEARTBEAT_TTL_S)
+def origin_key(space_id: int) -> str:
+    """Which worker holds a space's stage: {"index", "boot"}, kept alive by that worker's heartbeat."""
+    return f"media:origin:{space_id}"
 
 
-async def worker_alive(space_id: int) -> bool:
-    """Did the space's worker stamp its heartbeat recently? (Raises the cache's outage errors.)"""
-    return await cache.aget(heartbeat_key(worker_index(space_id))) is not None
+def origin_claim_key(space_id: int, boot: str) -> str:
+    """Set once by whoever replaces the origin `boot` of a space first, so everyone agrees on one successor."""
+    return f"media:origin-claim:{space_id}:{boot}"
+
+
+async def heartbeat(index: int, boot_id: str, **load) -> None:
+    """Stamp a worker's heartbeat with its load (listeners, capacity, rooms, relay address; `media.placement`)."""
+    await cache.aset(
+        heartbeat_key(index), {"boot": boot_id, "at": time.time(), **load}, settings.SPACES_MEDIA_HEARTBEAT_TTL_S
+    )
 
 
 def offer_is_stale(message: dict) -> bool:

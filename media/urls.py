@@ -10,6 +10,7 @@ urlpatterns = [
     path("clips/<str:token>/", views.clip_page, name="clip"),
     path("clips/<str:token>/audio.ogg", views.clip_audio, name="clip-audio"),
     path("clips/<str:token>/delete/", views.clip_delete, name="clip-delete"),
+    path("metrics", views.metrics_page, name="metrics"),
 ]
 
 api_urlpatterns = [

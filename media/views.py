@@ -1,14 +1,17 @@
 """Pages and files of recordings and clips: the audio (with range requests), clip pages, clipping, deleting."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_POST
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from media import selectors
+from media import metrics, selectors
 from media.errors import BadClip
 from media.models import Clip, Recording
 from media.ranges import ranged_file_response
@@ -137,3 +140,17 @@ def clip_delete(request: HttpRequest, token: str) -> HttpResponse:
         return redirect(clip)
     messages.success(request, "The clip is deleted.")
     return redirect("space", space_id=clip.space_id)
+
+
+def metrics_page(request: HttpRequest) -> HttpResponse:
+    """This web process's Prometheus metrics (and its in-process media workers'): with
+    `Authorization: Bearer <SPACES_METRICS_TOKEN>`, or from this machine when no token is set."""
+    token = settings.SPACES_METRICS_TOKEN
+    if token:
+        allowed = constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {token}")
+    else:
+        allowed = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    if not allowed:
+        return HttpResponse("Metrics need the metrics token.\n", status=403, content_type="text/plain")
+    metrics.web_process_seen()
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

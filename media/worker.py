@@ -10,8 +10,18 @@ logged once), and after Redis comes back the worker joins its spaces' groups
 again and checks its speakers against the database, since events sent while
 it was away are gone. Peer connections don't go through Redis, so audio keeps
 flowing through an outage. A separate worker stamps a heartbeat
-(`signalling.heartbeat`) and, on start, tells its live spaces to offer again
-(`media.reset`): a restarted worker rebuilds its rooms from its clients.
+(`signalling.heartbeat`) with its load and, on start, tells the live spaces
+whose stage it held in a previous life to offer again (`media.reset`): a
+restarted worker rebuilds its rooms from its clients.
+
+Separate workers share rooms (the cascade, docs/media.md): for each space a
+worker is either its origin (the stage: speakers, the mix, recording,
+captions; it sends the listener stream to the edges over `media.cascade`) or
+an edge (`Room(edge=True)`: listeners only, fed by the origin). On each
+heartbeat an origin refreshes its claim (`placement.keep_origins`) and drops
+the edges that stopped asking; an edge asks its origin again for the stream
+(`signalling.RELAY`), and when the origin died it takes part in choosing the
+successor, becoming the origin itself (its listeners stay) if chosen.
 """
 
 import asyncio
@@ -19,16 +29,21 @@ import logging
 import random
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 from django.db import close_old_connections, connection
 
-from media import signalling
+from media import metrics, placement, signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
 from media.captions.feed import CaptionsFeed
+from media.cascade import RelaySocket, open_relay_socket, same_sender
+from media.mixer import FRAME_SAMPLES
 from media.peer import OfferRefused, answer_listener, answer_speaker
 from media.recording.recorder import Recorder
 from media.recording.services import (
@@ -49,6 +64,36 @@ from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying
 
 log = logging.getLogger(__name__)
 
+# How soon after a listener comes or goes the heartbeat tells placement, rather than at the next beat.
+LOAD_BEAT_DELAY_S = 0.05
+FRAME_S = 0.020
+
+
+@dataclass
+class EdgeFeed:
+    """An edge room's stream: the origin it asked for it, that origin's relay address, since when it is empty."""
+
+    origin: placement.Origin | None = None
+    address: tuple | None = None
+    empty_since: float | None = None
+    # The last packet relayed (sequence number, timestamp, when): a successor origin here goes on from it.
+    last: tuple[int, int, float] | None = None
+    # Beats in a row the origin's heartbeat was missing: one may be Redis forgetting it, two is a death.
+    origin_missing: int = 0
+
+
+@dataclass
+class RelayLease:
+    """An edge this origin sends a space's stream to, for as long as the edge keeps asking."""
+
+    boot: str
+    address: tuple
+    renewed: float
+
+
+def relay_key(edge_index: int) -> str:
+    return f"edge:{edge_index}"
+
 
 class MediaWorker:
     def __init__(self, channel: str, layer=None, *, index: int | None = None) -> None:
@@ -58,6 +103,8 @@ class MediaWorker:
         self.index = index
         self.boot_id = uuid.uuid4().hex
         self.rooms: dict[int, Room] = {}
+        # What closed rooms had counted (`media.metrics`).
+        self.retired_counts: Counter = Counter()
         # reply_to (the client's socket) -> space id
         self.peers: dict[str, int] = {}
         self.outage = OutageLog(f"media worker {channel}: channel layer")
@@ -70,8 +117,16 @@ class MediaWorker:
         self.recording_starts: set[int] = set()
         # Recordings being moved into storage.
         self.finishing: set[asyncio.Task] = set()
+        # The cascade (separate workers only): the UDP socket between workers, the rooms this worker carries
+        # as an edge (space id -> feed), and the edges its origin rooms send to (space id -> edge index -> lease).
+        self.relay_socket: RelaySocket | None = None
+        self.edges: dict[int, EdgeFeed] = {}
+        self.leases: dict[int, dict[int, RelayLease]] = {}
+        self.beat_pending = False
+        self.stopping = False
         if settings.SPACES_MEDIA_ICE_LOOPBACK:
             allow_loopback_candidates()
+        metrics.worker_watched(self)
 
     async def run(self) -> None:
         log.info("media worker listening on %s", self.channel)
@@ -80,6 +135,9 @@ class MediaWorker:
             watch.subscribe(self, self._layer_recovered)
         self._spawn(self._recover_recordings())
         if self.index is not None:
+            self.relay_socket = await open_relay_socket(
+                self._relayed, host=settings.SPACES_MEDIA_RELAY_HOST, port=settings.SPACES_MEDIA_RELAY_PORT
+            )
             self._spawn(self._heartbeat_forever())
             self._spawn(self._announce_reset())
         wait = 0.1
@@ -116,11 +174,221 @@ class MediaWorker:
         while True:
             stop_if_cancelled()
             try:
-                await signalling.heartbeat(self.index, self.boot_id)
+                await self._beat()
                 beat.succeeded()
+                await self._keep_cascade()
             except REDIS_ERRORS as error:
                 beat.failed(error)
+            except Exception:
+                log.exception("media worker %s: heartbeat failed", self.index)
             await asyncio.sleep(settings.SPACES_MEDIA_HEARTBEAT_S)
+
+    @property
+    def me(self) -> placement.Origin:
+        return placement.Origin(self.index, self.boot_id)
+
+    def load(self) -> placement.WorkerLoad:
+        """What this worker's heartbeat says of it (`media.placement`)."""
+        return placement.WorkerLoad(
+            index=self.index,
+            boot=self.boot_id,
+            listeners=sum(len(room.listeners) for room in self.rooms.values()),
+            capacity=settings.SPACES_MEDIA_WORKER_LISTENERS,
+            rooms={s: placement.EDGE if s in self.edges else placement.ORIGIN for s in self.rooms},
+            relay=self.relay_socket.address if self.relay_socket is not None else None,
+        )
+
+    async def _beat(self) -> None:
+        load = self.load()
+        await signalling.heartbeat(
+            self.index,
+            self.boot_id,
+            listeners=load.listeners,
+            capacity=load.capacity,
+            rooms=load.rooms,
+            relay=list(load.relay) if load.relay else None,
+        )
+
+    def _beat_soon(self) -> None:
+        """A listener came or went: tell placement now, so the next offers see this worker's load."""
+        if self.index is None or self.beat_pending or self.stopping:
+            return
+        self.beat_pending = True
+        self._spawn(self._beat_after(LOAD_BEAT_DELAY_S))
+
+    async def _beat_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.beat_pending = False
+        try:
+            await self._beat()
+        except REDIS_ERRORS as error:
+            self.outage.failed(error)
+
+    # The cascade
+
+    async def _keep_cascade(self) -> None:
+        """Once a beat: keep this worker's stages, drop silent edges, keep each edge room fed (or close it)."""
+        origins = [space_id for space_id in self.rooms if space_id not in self.edges]
+        for space_id in await placement.keep_origins(self.me, origins):
+            await self._hand_over(space_id)
+        now = time.monotonic()
+        for space_id, leases in list(self.leases.items()):
+            for edge, lease in list(leases.items()):
+                if now - lease.renewed > settings.SPACES_MEDIA_HEARTBEAT_TTL_S:
+                    self._drop_lease(space_id, edge)
+        if not self.edges:
+            return
+        workers = await placement.live_workers()
+        workers[self.index] = self.load()
+        for space_id, feed in list(self.edges.items()):
+            room = self.rooms.get(space_id)
+            if room is None or self.edges.get(space_id) is not feed:
+                continue  # closed, or became the origin, while we waited
+            if room.listeners:
+                feed.empty_since = None
+            elif feed.empty_since is None:
+                feed.empty_since = now
+            elif now - feed.empty_since >= settings.SPACES_MEDIA_HEARTBEAT_TTL_S:
+                await self._close_room(space_id)
+                continue
+            if feed.origin is not None and feed.origin.index not in workers:
+                feed.origin_missing += 1
+                if feed.origin_missing < 2:
+                    continue
+            else:
+                feed.origin_missing = 0
+            origin = await placement.room_origin(space_id, workers, known=feed.origin)
+            if origin == self.me:
+                await self._origin_room(space_id)
+            elif origin is not None:
+                await self._ask_for_stream(space_id, feed, workers[origin.index])
+
+    async def _ask_for_stream(self, space_id: int, feed: EdgeFeed, origin: placement.WorkerLoad) -> None:
+        """Ask (again: it is a lease) `origin` to send this edge the space's listener stream."""
+        if feed.origin != origin.origin:
+            log.info("media worker %s: space %s fed by worker %s", self.index, space_id, origin.index)
+        feed.origin, feed.address = origin.origin, origin.relay
+        await self.layer.send(
+            signalling.worker_channel_for_index(origin.index),
+            {
+                "type": signalling.RELAY,
+                "space_id": space_id,
+                "edge": self.index,
+                "boot": self.boot_id,
+                "address": list(self.relay_socket.address),
+            },
+        )
+
+    def _relayed(self, space_id: int, payload: bytes, sequence_number: int, timestamp: int, sender: tuple) -> None:
+        feed = self.edges.get(space_id)
+        if feed is None or not same_sender(sender, feed.address):
+            self.relay_socket.refused += 1  # not from this space's origin (or a late packet from the last one)
+            return
+        feed.last = (sequence_number, timestamp, time.monotonic())
+        self.rooms[space_id].relayed(payload, sequence_number, timestamp)
+
+    async def relay_wanted(self, message: dict) -> None:
+        """An edge asks for (or renews) a space's listener stream: send it there if this worker is its origin."""
+        space_id, edge, boot = int(message["space_id"]), int(message["edge"]), str(message["boot"])
+        address = tuple(message["address"])
+        if self.relay_socket is None or edge == self.index or space_id in self.edges:
+            return
+        room = self.rooms.get(space_id)
+        if room is None:
+            if await cache.aget(signalling.origin_key(space_id)) != self.me.as_dict():
+                return  # the edge's view of the origin is behind; its next beat corrects it
+            room = await self._origin_room(space_id)
+        leases = self.leases.setdefault(space_id, {})
+        lease = leases.get(edge)
+        if lease is None or (lease.boot, lease.address) != (boot, address):
+            room.add_relay(relay_key(edge), self.relay_socket.relay_to(space_id, address))
+            log.info("media worker %s: space %s sent on to worker %s", self.index, space_id, edge)
+        leases[edge] = RelayLease(boot, address, time.monotonic())
+
+    def relay_unwanted(self, message: dict) -> None:
+        self._drop_lease(int(message["space_id"]), int(message["edge"]))
+
+    def _drop_lease(self, space_id: int, edge: int) -> None:
+        leases = self.leases.get(space_id, {})
+        if leases.pop(edge, None) is not None and space_id in self.rooms and space_id not in self.edges:
+            self.rooms[space_id].remove_relay(relay_key(edge))
+        if not leases:
+            self.leases.pop(space_id, None)
+
+    async def _room_for_offer(self, space_id: int, publish: bool) -> Room | None:
+        """The room an admitted offer joins here; None when it belongs elsewhere (a speaker whose stage is on
+        another worker) or no origin can be had now: the client is told to try again."""
+        if self.index is None:
+            return await self._room(space_id)  # in process: every room is whole on its worker
+        workers = await placement.live_workers()
+        workers[self.index] = self.load()
+        origin = await placement.room_origin(space_id, workers, prefer=self.index)
+        if origin is None:
+            return None
+        if origin == self.me:
+            return await self._origin_room(space_id)
+        if publish:
+            return None
+        return await self._edge_room(space_id, workers[origin.index])
+
+    async def _origin_room(self, space_id: int) -> Room:
+        """This worker holds the space's stage. Carried here as an edge until now (its origin died): the new
+        room takes the edge's listeners and SSRC, so they stay connected and hear the new stage."""
+        room, feed = self.rooms.get(space_id), self.edges.pop(space_id, None)
+        if room is not None and feed is None:
+            return room
+        if room is None:
+            return await self._room(space_id)
+        del self.rooms[space_id]
+        metrics.room_closed(self, room)
+        metrics.ORIGIN_TAKEOVERS.inc()
+        listeners = dict(room.listeners)
+        room.listeners.clear()
+        origin = await self._room(space_id, ssrc=room.ssrc)
+        if feed.last is not None:
+            # Go on from the stream the listeners had, as after a loss: their decoders see no step back.
+            sequence_number, timestamp, at = feed.last
+            missed = 1 + int((time.monotonic() - at) / FRAME_S)
+            origin.sequence_number = (sequence_number + missed) & 0xFFFF
+            origin.timestamp = (timestamp + missed * FRAME_SAMPLES) & 0xFFFFFFFF
+        for key, listener in listeners.items():
+            origin.add_listener(key, listener)
+        await room.close()
+        log.info(
+            "media worker %s: holds the stage of space %s now (%d listeners kept)", self.index, space_id, len(listeners)
+        )
+        return origin
+
+    async def _edge_room(self, space_id: int, origin: placement.WorkerLoad) -> Room | None:
+        room, feed = self.rooms.get(space_id), self.edges.get(space_id)
+        if room is not None and feed is None:
+            return None  # this worker's stage moved to another; it hands over at its next beat
+        if room is None:
+            room = Room(space_id, ssrc=random.getrandbits(32), emit=self._emit, edge=True)
+            self.rooms[space_id] = room
+            feed = self.edges[space_id] = EdgeFeed()
+            await self.layer.group_add(events.media_group(space_id), self.channel)
+            room.start()
+        if feed.origin != origin.origin:
+            await self._ask_for_stream(space_id, feed, origin)
+        return room
+
+    async def _hand_over(self, space_id: int) -> None:
+        """Another worker holds this space's stage now (this one's heartbeat was late): close the room here and
+        tell its clients to offer again, so they are placed anew."""
+        keys = [key for key, s in self.peers.items() if s == space_id]
+        log.warning(
+            "media worker %s: space %s's stage moved to another worker; %d clients told",
+            self.index,
+            space_id,
+            len(keys),
+        )
+        await self._close_room(space_id)
+        for key in keys:
+            await self._reset_socket(key, space_id)
+
+    async def _reset_socket(self, reply_to: str, space_id: int) -> None:
+        await self.layer.send(reply_to, {"type": signalling.RESET, "space_id": space_id})
 
     async def _announce_reset(self) -> None:
         """Tell the live spaces this worker serves to offer again: their old connections died with the old worker."""
@@ -139,8 +407,16 @@ class MediaWorker:
             log.info("media worker %s: kept %d recordings a stopped worker left", self.index, finished)
 
     def _live_space_ids(self) -> list[int]:
-        live = Space.objects.filter(state=SpaceState.LIVE).values_list("pk", flat=True)
-        return [pk for pk in live if signalling.worker_index(pk) == self.index]
+        """The live spaces whose stage a previous life of this worker held (their origin key still names it)."""
+        live = list(Space.objects.filter(state=SpaceState.LIVE).values_list("pk", flat=True))
+        origins = cache.get_many([signalling.origin_key(pk) for pk in live])
+        return [
+            pk
+            for pk in live
+            if (origin := origins.get(signalling.origin_key(pk))) is not None
+            and origin["index"] == self.index
+            and origin["boot"] != self.boot_id
+        ]
 
     async def _layer_recovered(self) -> None:
         """Redis came back: join the rooms' groups again and catch up on stage changes we didn't hear."""
@@ -169,6 +445,10 @@ class MediaWorker:
             await self.space_event(message)
         elif kind == CLIP:
             await self.clip(message)
+        elif kind == signalling.RELAY:
+            await self.relay_wanted(message)
+        elif kind == signalling.RELAY_STOP:
+            self.relay_unwanted(message)
         elif kind == "account.banned":
             return  # the consumers close; their leave messages follow
 
@@ -191,7 +471,16 @@ class MediaWorker:
             await self._refuse(reply_to, admission.code, admission.detail, ref=message.get("ref"))
             return
         await self.leave(reply_to)  # a new offer from the same socket replaces its connection
-        room = await self._room(space_id)
+        room = await self._room_for_offer(space_id, publish)
+        if room is None:
+            await self._refuse(
+                reply_to,
+                signalling.UNAVAILABLE,
+                "The audio is moving to another server; connecting again shortly.",
+                ref=message.get("ref"),
+                retry_after=settings.SPACES_RETRY_AFTER_S,
+            )
+            return
         try:
             if publish:
                 pc, microphone, slots, answer = await answer_speaker(sdp)
@@ -212,6 +501,7 @@ class MediaWorker:
             else:
                 pc, transceiver, answer = await answer_listener(sdp, ssrc=room.ssrc)
                 room.add_listener(reply_to, Listener(key=reply_to, pc=pc, sink=ListenerSink(transceiver)))
+                self._beat_soon()
         except OfferRefused as error:
             await self._refuse(reply_to, error.code, error.detail, ref=message.get("ref"))
             return
@@ -225,11 +515,17 @@ class MediaWorker:
         await self.layer.send(
             reply_to, {"type": signalling.ANSWER, "sdp": answer, "publish": publish, "ref": message.get("ref")}
         )
+        # Who is speaking right now: the space's `speaking` events only say when it changes.
+        for speaker in [s for s in room.speakers.values() if s.speaking]:
+            speaking = events.speaking(room.space_id, speaker.user_id, speaker.username, True)
+            await self.layer.send(reply_to, events.envelope(speaking))
 
-    async def _refuse(self, reply_to: str, code: str, detail: str, *, ref=None) -> None:
+    async def _refuse(self, reply_to: str, code: str, detail: str, *, ref=None, retry_after=None) -> None:
         refusal = {"type": signalling.ERROR, "code": code, "detail": detail}
         if ref is not None:
             refusal["ref"] = ref
+        if retry_after is not None:
+            refusal["retry_after"] = retry_after
         await self.layer.send(reply_to, refusal)
 
     async def leave(self, reply_to: str) -> None:
@@ -238,15 +534,16 @@ class MediaWorker:
         if room is None:
             return
         pc = room.remove(reply_to)
+        self._beat_soon()
         if pc is not None:
             await pc.close()
 
     # Rooms
 
-    async def _room(self, space_id: int) -> Room:
+    async def _room(self, space_id: int, *, ssrc: int | None = None) -> Room:
         room = self.rooms.get(space_id)
         if room is None:
-            room = Room(space_id, ssrc=random.getrandbits(32), emit=self._emit)
+            room = Room(space_id, ssrc=random.getrandbits(32) if ssrc is None else ssrc, emit=self._emit)
             self.rooms[space_id] = room
             await self.layer.group_add(events.media_group(space_id), self.channel)
             room.start()
@@ -405,6 +702,8 @@ class MediaWorker:
             return
         if kind == "space.ended":
             await self._close_room(room.space_id)
+        elif room.space_id in self.edges:
+            return  # an edge carries listeners only; its origin follows the stage
         elif kind == "space.updated":
             space = events.event_of(message)["space"]
             room.set_captions(bool(space.get("captions_enabled")) and room.captions is not None)
@@ -437,17 +736,39 @@ class MediaWorker:
         await self._refuse(key, code, detail)
 
     async def close(self) -> None:
-        """Hang up every connection (the process is stopping)."""
+        """Hang up every connection (the process is stopping); run apart, stop beating and say so at once, so
+        placement and the web processes' watches move this worker's clients without waiting for the expiry."""
+        self.stopping = True
+        if self.index is not None:
+            for task in list(self.background):
+                task.cancel()
+            try:
+                await signalling.heartbeat(self.index, self.boot_id, stopped=True)
+            except REDIS_ERRORS as error:
+                self.outage.failed(error)  # it expires on its own
         for space_id in list(self.rooms):
             await self._close_room(space_id)
         await asyncio.gather(*self.finishing, return_exceptions=True)
+        if self.relay_socket is not None:
+            self.relay_socket.close()
         if self.captions is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.captions.close)
 
     async def _close_room(self, space_id: int) -> None:
         room = self.rooms.pop(space_id)
+        metrics.room_closed(self, room)
         for key in [k for k, s in self.peers.items() if s == space_id]:
             self.peers.pop(key)
+        self.leases.pop(space_id, None)
+        feed = self.edges.pop(space_id, None)
+        if feed is not None and feed.origin is not None:
+            try:
+                await self.layer.send(
+                    signalling.worker_channel_for_index(feed.origin.index),
+                    {"type": signalling.RELAY_STOP, "space_id": space_id, "edge": self.index},
+                )
+            except REDIS_ERRORS as error:
+                self.outage.failed(error)  # the origin's lease on this edge runs out on its own
         try:
             await self.layer.group_discard(events.media_group(space_id), self.channel)
         except REDIS_ERRORS as error:

@@ -473,8 +473,20 @@ SPACES_MEDIA_ICE_LOOPBACK = env_bool("SPACES_MEDIA_ICE_LOOPBACK", False)
 SPACES_CAPTIONS_ENGINE = os.environ.get("SPACES_CAPTIONS_ENGINE", "moonshine")
 SPACES_CAPTIONS_MODEL_DIR = os.environ.get("SPACES_CAPTIONS_MODEL_DIR", "")
 SPACES_CAPTIONS_DEVICE = os.environ.get("SPACES_CAPTIONS_DEVICE", "cpu")
-SPACES_MEDIA_HEARTBEAT_S = env_int("SPACES_MEDIA_HEARTBEAT_S", 1)
+SPACES_MEDIA_HEARTBEAT_S = float(os.environ.get("SPACES_MEDIA_HEARTBEAT_S") or 1)
 SPACES_MEDIA_HEARTBEAT_TTL_S = env_int("SPACES_MEDIA_HEARTBEAT_TTL_S", 5)
+# The cascade (docs/media.md), when workers run apart: how many listeners placement gives one worker
+# before the room grows onto another, and the private address each worker binds for the plain RTP
+# an origin sends its edges (one UDP socket per worker; port 0: any free port).
+SPACES_MEDIA_WORKER_LISTENERS = env_int("SPACES_MEDIA_WORKER_LISTENERS", 1000)
+SPACES_MEDIA_RELAY_HOST = os.environ.get("SPACES_MEDIA_RELAY_HOST", "127.0.0.1")
+SPACES_MEDIA_RELAY_PORT = env_int("SPACES_MEDIA_RELAY_PORT", 0)
+# Prometheus metrics (media/metrics.py, docs/media.md): a separate worker serves its own on this port
+# plus its index (0: none), on this address; a web process serves its own at /metrics, to a scraper
+# with `Authorization: Bearer <SPACES_METRICS_TOKEN>`, or, with no token set, from this machine only.
+SPACES_MEDIA_METRICS_PORT = env_int("SPACES_MEDIA_METRICS_PORT", 0)
+SPACES_MEDIA_METRICS_HOST = os.environ.get("SPACES_MEDIA_METRICS_HOST", "127.0.0.1")
+SPACES_METRICS_TOKEN = os.environ.get("SPACES_METRICS_TOKEN", "")
 
 # Ticketing (PRODUCT.md §5): Stripe Checkout with Connect Express destination charges.
 # Without STRIPE_SECRET_KEY, buying and onboarding answer 503 ("payments are not set up").
@@ -527,6 +539,7 @@ SPACES_DELIVERY_CLAIM_STALE_S = env_int("SPACES_DELIVERY_CLAIM_STALE_S", 300)
 SPACES_DELIVERY_REQUEUE_S = env_int("SPACES_DELIVERY_REQUEUE_S", 300)
 SPACES_DELIVERY_MAX_ATTEMPTS = env_int("SPACES_DELIVERY_MAX_ATTEMPTS", 5)
 SPACES_DELIVERY_RETRY_S = env_int("SPACES_DELIVERY_RETRY_S", 60)  # wait after a failed email; doubles each time
+
 # Pages at scale (issue 16)
 # How long what the home page shows everyone alike (the live bar, upcoming spaces, people to follow, the
 # whole page for anonymous visitors) is kept in the cache. Starts, ends, cancels and

@@ -5,6 +5,7 @@ import asyncio
 import jsonschema
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.cache import cache
 
 from media import signalling
 from media.room import Speaker
@@ -76,6 +77,8 @@ async def _worker_events(space_id: int, speaker) -> None:
         line = {"t": "line", "key": f"{space_id}:{speaker.pk}", "line": 1, "final": final, "text": "It was the best"}
         worker._on_caption_message({**line, "start_ms": 0, "end_ms": 900})
     worker._on_caption_message({"t": "status", "behind": True})
+    # a previous life of this worker held the space's stage: the restarted worker tells it to offer again
+    await cache.aset(signalling.origin_key(space_id), {"index": worker.index, "boot": "a-previous-life"})
     await worker._announce_reset()
     await asyncio.gather(*list(worker.background), return_exceptions=True)
     await worker.close()

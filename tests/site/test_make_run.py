@@ -109,6 +109,8 @@ def test_make_run_prints_its_address_and_keeps_the_console_quiet_while_a_space_r
             listener.goto(f"{url}/spaces/{space_id}/")
             host.locator('#stage li.speaking[data-username="maya"]').wait_for()  # the worker hears her
             listener.locator("#audio audio").first.wait_for(state="attached")
+            # who was already speaking shows for someone who just came in (told as their audio starts)
+            listener.locator('#stage li.speaking[data-username="maya"]').wait_for()
             before = len(lines)
             time.sleep(QUIET_S)
             during = lines[before:]

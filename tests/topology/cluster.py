@@ -236,7 +236,7 @@ class Cluster:
         self.webs.append(web)
         return web
 
-    def start_media_worker(self) -> MediaWorkerProcess:
+    def start_media_worker(self, index: int = 0) -> MediaWorkerProcess:
         env = {
             **os.environ,
             **self.env,
@@ -245,7 +245,7 @@ class Cluster:
             "DATABASE_URL": database_url(connection.settings_dict),
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        worker = MediaWorkerProcess(env)
+        worker = MediaWorkerProcess(env, index)
         self.workers.append(worker)
         return worker
 

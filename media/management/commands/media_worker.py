@@ -1,8 +1,11 @@
 """Run one media worker process: `manage.py media_worker --index N` (one per core).
 
-Spaces are spread over `SPACES_MEDIA_WORKERS` workers by id; each listens on
-its own channel of the (Redis) channel layer. Set `SPACES_MEDIA_IN_PROCESS=0`
-on the web processes when workers run apart.
+Each of the `SPACES_MEDIA_WORKERS` workers listens on its own channel of the
+(Redis) channel layer, stamps its heartbeat with its load, and binds one UDP
+socket on `SPACES_MEDIA_RELAY_HOST` for the cascade: the web processes place
+each space's stage and listeners on live workers by load (`media.placement`,
+docs/media.md). Set `SPACES_MEDIA_IN_PROCESS=0` on the web processes when
+workers run apart.
 
 It exits 0 on SIGTERM/SIGINT and non-zero if the worker itself fails, never
 hangs silent: run it under a supervisor that restarts it (docs/operations.md).
@@ -13,6 +16,7 @@ import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from prometheus_client import start_http_server
 
 from media.signalling import worker_channel_for_index
 from media.worker import MediaWorker
@@ -36,6 +40,11 @@ class Command(BaseCommand):
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if settings.SPACES_MEDIA_METRICS_PORT:
+            # Prometheus scrapes each worker at its own port: the base port plus its index.
+            port = settings.SPACES_MEDIA_METRICS_PORT + index
+            start_http_server(port, addr=settings.SPACES_MEDIA_METRICS_HOST)
+            self.stdout.write(f"media worker {index} metrics at http://{settings.SPACES_MEDIA_METRICS_HOST}:{port}/")
         self.stdout.write(f"media worker {index} listening on {worker.channel}", ending="\n")
         self.stdout.flush()
         stopping = loop.create_task(stop.wait())
