@@ -95,6 +95,18 @@ def watch_receiver(receiver: RTCRtpReceiver, on_packet: PacketCallback) -> None:
     receiver._handle_rtp_packet = handle_rtp_packet
 
 
+def share_ssrc(transceiver: RTCRtpTransceiver, ssrc: int) -> None:
+    """Send as `ssrc` (the room's): every listener of a room shares it, so one serialized packet serves
+    them all. aiortc picks a random SSRC per sender and has no setter."""
+    transceiver.sender._ssrc = ssrc
+
+
+def client_sends(transceiver: RTCRtpTransceiver) -> bool:
+    """Does the remote offer send on this transceiver? aiortc keeps the offer's direction, seen from our
+    side (a client that sends offers what we receive), in `_offerDirection` only."""
+    return transceiver._offerDirection in ("recvonly", "sendrecv")
+
+
 class ParkedTrack(MediaStreamTrack):
     """A track that never yields: keeps a sender's own RTP loop asleep at no cost."""
 

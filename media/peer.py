@@ -9,7 +9,7 @@ the answer asks their browser for Opus in-band FEC (`useinbandfec=1`).
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from django.conf import settings
 
-from media.aiortc_bridge import ParkedTrack, request_opus_fec
+from media.aiortc_bridge import ParkedTrack, client_sends, request_opus_fec, share_ssrc
 from media.room import ForwardTrack
 
 
@@ -55,8 +55,7 @@ async def answer_listener(sdp: str, *, ssrc: int) -> tuple[RTCPeerConnection, RT
     transceiver = audio[0]
     transceiver.direction = "sendonly"
     transceiver.sender.replaceTrack(ParkedTrack())
-    # Every listener of a room shares one SSRC, so one serialized packet serves them all.
-    transceiver.sender._ssrc = ssrc
+    share_ssrc(transceiver, ssrc)
     return pc, transceiver, await _answer(pc)
 
 
@@ -64,8 +63,7 @@ async def answer_speaker(sdp: str) -> tuple[RTCPeerConnection, RTCRtpTransceiver
     """Receive the microphone on the first transceiver; send other speakers on the rest."""
     pc, audio = await _open(sdp)
     microphone, *slots = audio
-    # `_offerDirection` is seen from our side: a client that sends offers what we receive.
-    if microphone._offerDirection not in ("recvonly", "sendrecv"):
+    if not client_sends(microphone):
         await pc.close()
         raise OfferRefused("bad_offer", "A speaker's first transceiver sends their microphone.")
     microphone.direction = "recvonly"
