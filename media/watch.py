@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from media import metrics, placement, signalling
-from spaces_site.outages import REDIS_ERRORS
+from spaces_site.outages import REDIS_ERRORS, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,17 @@ class WorkerWatch:
     async def _run(self) -> None:
         layer = get_channel_layer()
         while self.sockets:
+            # The heartbeats are read through `sync_to_async`, which can swallow a cancellation (a test
+            # loop's teardown waited for ever): check on every round, as every long-running loop here does.
+            stop_if_cancelled()
             await asyncio.sleep(settings.SPACES_MEDIA_HEARTBEAT_S)
             try:
                 workers = await placement.heartbeats()
             except REDIS_ERRORS:
+                stop_if_cancelled()
                 self.looks = 0
                 continue
+            stop_if_cancelled()
             self.looks += 1
             self.stamps.update({index: (worker.boot, worker.at) for index, worker in workers.items()})
             lost = {channel: placed for channel, placed in self.sockets.items() if self._gone(placed, workers)}

@@ -1,6 +1,7 @@
 """The cascade's parts on their own: the plain RTP between workers, and placement over heartbeats."""
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -196,3 +197,26 @@ def test_a_clip_goes_to_the_worker_holding_the_stage_when_workers_run_apart(sett
     assert signalling.worker_channel(8) == "media.worker.2"  # 8 % 3, no origin yet
     settings.SPACES_MEDIA_IN_PROCESS = True
     assert signalling.worker_channel(7) == "media.worker.1"
+
+
+async def test_the_watch_stops_when_cancelled_even_if_a_heartbeat_read_swallows_the_cancellation(monkeypatch, settings):
+    # A read through `sync_to_async` waits for its thread and returns normally when cancelled; a test
+    # loop's teardown then waited for ever on the watch (CI hung in the Redis pass).
+    settings.SPACES_MEDIA_HEARTBEAT_S = 0.01
+    reading = asyncio.Event()
+
+    async def swallowing_read():
+        reading.set()
+        with contextlib.suppress(asyncio.CancelledError):  # it goes no further, as in sync_to_async
+            await asyncio.sleep(10)
+        return {}
+
+    monkeypatch.setattr(placement, "heartbeats", swallowing_read)
+    watch = WorkerWatch()
+    watch.attach("socket", Placed(space_id=1, index=0, boot="boot-0"))
+    await asyncio.wait_for(reading.wait(), 2)
+
+    watch.task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(watch.task, 2)
