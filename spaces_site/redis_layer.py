@@ -40,6 +40,8 @@ from collections import deque
 
 from channels_redis.core import ChannelLock, RedisChannelLayer
 
+from spaces_site.outages import stop_if_cancelled
+
 Message = dict
 Waiter = asyncio.Future[None]
 
@@ -105,6 +107,9 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         assert process_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
         loop = self._enter(asyncio.get_running_loop())
         while True:
+            # A cancellation swallowed on its way (redis-py, sync_to_async) must not send us round again:
+            # a test loop's teardown would wait for ever on this receive (`stop_if_cancelled`).
+            stop_if_cancelled()
             inbox = self._inbox(channel, time.monotonic())
             if inbox.messages:
                 message = inbox.messages.popleft()

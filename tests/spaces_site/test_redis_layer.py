@@ -1,6 +1,7 @@
 """The Redis layer with one reader per process: channels_redis's semantics, one Redis read per message."""
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -147,3 +148,29 @@ async def test_a_failed_read_is_raised_in_every_waiting_receiver_in_turn():
     assert all(isinstance(result, redis.exceptions.ConnectionError) for result in results)
     assert not layer._reading
     assert layer._inboxes == {}
+
+
+@pytest.mark.redis
+async def test_a_receive_whose_read_swallowed_its_cancellation_stops_instead_of_reading_again(layer, monkeypatch):
+    # given: a Redis read that, cancelled, returns normally instead (as a cancellation lost in redis-py does)
+    reading = asyncio.Event()
+
+    async def swallowing_read(process_channel):
+        reading.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        return (process_channel + "someone-else", {"type": "other"})
+
+    monkeypatch.setattr(layer, "receive_single", swallowing_read)
+    channel = await layer.new_channel()
+    task = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.wait_for(reading.wait(), 2)
+    reading.clear()
+
+    # when: it is cancelled
+    task.cancel()
+
+    # then: it ends (a test loop's teardown waited for ever on it), without reading Redis again
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert not reading.is_set()
