@@ -4,17 +4,17 @@ gets into the space, and is refunded by staff from the admin. Every payment page
 
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connections
 from playwright.sync_api import expect
 
 from rooms import services as rooms_services
 from rooms.models import Space, SpaceState
 from tests.live_server_asgi import AsgiLiveServer
+from tests.ticketing.test_browser import off_the_browser_thread
 from ticketing.models import Ticket, TicketState
 from ticketing.stripe_standin import StripeStandin
 from workflows.demo_payments import TICKETED_TITLE
@@ -22,19 +22,6 @@ from workflows.management.commands.seed_demo import ADMIN_PASSWORD, DEMO_PASSWOR
 
 WAIT_MS = 10_000
 DEMO = "Demo payments — no real money"
-
-
-def off_the_browser_thread(call):
-    """Services send their events with `async_to_sync`; Playwright's loop holds this thread."""
-
-    def run():
-        try:
-            return call()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=30)
 
 
 def log_in(chromium, url: str, username: str, password: str):
