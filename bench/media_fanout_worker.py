@@ -7,6 +7,11 @@ channel layer and the database: offers come on a tiny signalling server of its
 own on 127.0.0.1 (newline-delimited JSON, `{"role": "speaker"|"listener",
 "sdp": ...}` answered by `{"sdp": ...}`).
 
+`edge` is the cascade's edge worker (`bench/media_cascade.py`): an edge room
+(`Room(edge=True)`) fed by the worker's own relay socket (`media.cascade`), its
+listeners answered as `room`'s are; a `room` worker told `relay` sends its
+listener stream to such an edge, as `media.worker` does for a space's edges.
+
 `relay` is aiortc's stock fan-out for comparison: each speaker is received and
 decoded by aiortc as usual, and every listener gets
 `MediaRelay().subscribe(first speaker's track)` on a normal `RTCRtpSender`,
@@ -39,12 +44,12 @@ log = logging.getLogger("bench.worker")
 class RoomHost:
     """Ours: the media worker's own objects around one room."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, edge: bool = False) -> None:
         from media.room import Room
 
-        self.room = Room(1, ssrc=random.getrandbits(32), emit=self._emit)
+        self.room = Room(1, ssrc=random.getrandbits(32), emit=self._emit, edge=edge)
+        self.relay_socket = None  # the cascade's (`relay_to`, or an edge's `open_relay`)
         self.speaking_events = 0
-        self.sent_by_gone = 0  # packets sent to listeners that have left: `sent` stays monotonic
         self.gone: dict[str, int] = {}
         self.next_id = 0
         self.refused = 0
@@ -82,6 +87,24 @@ class RoomHost:
     def _emit(self, event) -> None:
         self.speaking_events += 1
 
+    async def open_relay(self) -> list:
+        """The worker's relay socket: an edge receives its origin's stream on it, an origin sends from it."""
+        from media.cascade import open_relay_socket
+
+        if self.relay_socket is None:
+
+            def deliver(space_id: int, payload: bytes, sequence_number: int, timestamp: int, sender: tuple) -> None:
+                self.room.relayed(payload, sequence_number, timestamp)
+
+            self.relay_socket = await open_relay_socket(deliver, host="127.0.0.1")
+        return list(self.relay_socket.address)
+
+    async def relay_to(self, address: list) -> dict:
+        """Send this room's listener stream to the edge listening at `address` too."""
+        await self.open_relay()
+        self.room.add_relay(f"edge-{address[1]}", self.relay_socket.relay_to(1, (address[0], address[1])))
+        return {"relays": len(self.room.relays)}
+
     async def offer(self, role: str, sdp: str) -> str:
         from media.aiortc_bridge import ListenerSink, tap_receiver
         from media.peer import answer_listener, answer_speaker
@@ -102,9 +125,7 @@ class RoomHost:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                listener = room.listeners.get(key)
-                if listener is not None:
-                    self.sent_by_gone += listener.sink.sent
+                if key in room.listeners:
                     self.gone[pc.connectionState] = self.gone.get(pc.connectionState, 0) + 1
                 room.remove(key)
                 await pc.close()
@@ -117,7 +138,7 @@ class RoomHost:
         return {
             "listeners": len(room.listeners),
             "ready": sum(1 for sink in sinks if sink.ready()),
-            "sent": self.sent_by_gone + sum(sink.sent for sink in sinks),
+            "sent": room.packets_out,
             "gone": self.gone,
             "ticks": room.ticks,
             "late_ticks": room.late_ticks,
@@ -135,6 +156,8 @@ class RoomHost:
             "forwarded": room.forwarded,
             "encodes": room.mixer.encodes,
             "switches": room.switches,
+            "relayed_in": self.relay_socket.received if self.relay_socket else 0,
+            "relayed_out": self.relay_socket.sent if self.relay_socket else 0,
         }
 
     def reset_maxima(self) -> None:
@@ -177,11 +200,11 @@ class RoomHost:
 
             sinks = [lis.sink for lis in listeners]
             pairs = [sink.dtls.transport._connection._nominated[1] for sink in sinks]
+            fanout = type(sinks[0]).group(sinks)
             protected: list[bytes] = []
 
-            def full(data: bytes) -> None:
-                for sink in sinks:
-                    sink.send(data)
+            def fan_out(data: bytes) -> None:
+                fanout.send(data)
 
             def protect(data: bytes) -> None:
                 protected[:] = [sink.dtls._tx_srtp.protect(data) for sink in sinks]
@@ -194,36 +217,12 @@ class RoomHost:
                 for pair, data in zip(pairs, protected, strict=True):
                     pair.protocol.transport._sock.sendto(data, pair.remote_addr)
 
-            def lookups(_: bytes) -> None:
-                for sink in sinks:
-                    if sink.ready():
-                        pair = sink.dtls.transport._connection._nominated.get(1)
-                        _ = pair.protocol.transport, pair.remote_addr
-
-            # The proposed fix: resolve each listener's send path once it is connected, not per packet.
-            cached = [
-                (sink.dtls._tx_srtp.protect, pair.protocol.transport._sock.sendto, pair.remote_addr)
-                for sink, pair in zip(sinks, pairs, strict=True)
-            ]
-
-            def cached_send(data: bytes) -> None:
-                for protect_fn, sendto, addr in cached:
-                    sendto(protect_fn(data), addr)
-
-            def loop_only(_: bytes) -> None:
-                encoded: dict[tuple, bytes] = {}
-                for listener in listeners:
-                    encoded.get(listener.shape.key())
-
             parts = {}
             for name, part in (
-                ("sink_send_total", full),
-                ("srtp_protect", protect),
+                ("fan_out_total", fan_out),
+                ("pylibsrtp_protect", protect),
                 ("asyncio_transport_sendto", transport_sendto),
                 ("socket_sendto", socket_sendto),
-                ("ready_and_lookups", lookups),
-                ("fan_out_loop_bookkeeping", loop_only),
-                ("proposed_cached_send_total", cached_send),
             ):
                 spent = 0.0
                 for _ in range(rounds):
@@ -337,7 +336,8 @@ gc_watch = GcWatch()
 
 async def main(mode: str) -> None:
     loopback_only()
-    host = RoomHost() if mode == "room" else RelayHost()
+    host = RoomHost(edge=mode == "edge") if mode in ("room", "edge") else RelayHost()
+    relay = await host.open_relay() if mode == "edge" else None
 
     async def signalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -362,13 +362,15 @@ async def main(mode: str) -> None:
     async def handle(request: dict) -> dict:
         cmd = request["cmd"]
         if cmd == "hello":
-            return {"port": port, "pid": os.getpid(), "mode": mode}
+            return {"port": port, "pid": os.getpid(), "mode": mode, "relay": relay}
         if cmd == "stats":
             answer = {**host.stats(), **gc_watch.stats(), "refused": host.refused}
             if request.get("reset"):
                 host.reset_maxima()
                 gc_watch.pause_max = 0.0
             return answer
+        if cmd == "relay" and isinstance(host, RoomHost):
+            return await host.relay_to(request["to"])
         if cmd == "breakdown" and isinstance(host, RoomHost):
             return await host.breakdown(request.get("rounds", 50))
         if cmd == "stop":
@@ -385,7 +387,7 @@ async def main(mode: str) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["room", "relay"], required=True)
+    parser.add_argument("--mode", choices=["room", "edge", "relay"], required=True)
     args = parser.parse_args()
     setup_logging(f"worker[{args.mode}]")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")

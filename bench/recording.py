@@ -191,7 +191,7 @@ class WorkerHost:
                 "speaker_packets": sum(s.input.received for s in room.speakers.values()),
                 "listeners": len(sinks),
                 "ready": sum(1 for sink in sinks if sink.ready()),
-                "sent": sum(sink.sent for sink in sinks),
+                "sent": room.packets_out,
                 "recording": recorder.recording_id if recorder else None,
                 "rec_packets": recorder.writer.packets if recorder else 0,
                 "rec_bytes": recorder.writer.bytes_written if recorder else 0,

@@ -12,11 +12,15 @@ Four needs that the public API does not meet, each measured (docs/media.md):
    into receiver reports: that is how a speaker's browser learns its loss and
    spends more of its bitrate on FEC.
 2. **One packet, many listeners.** An `RTCRtpSender` per listener costs an
-   asyncio task and ~80 µs per packet. `ListenerSink` sends a serialized RTP
-   packet to one listener with what is left of the work: SRTP protect
-   (`RTCDtlsTransport._tx_srtp`) and a UDP `sendto` on the nominated ICE pair
-   (`RTCIceTransport._connection._nominated`). The sender keeps its SSRC,
-   payload type and header extensions from negotiation; we read them here.
+   asyncio task and ~80 µs per packet. `SrtpFanout` sends a serialized RTP
+   packet to each listener with what is left of the work: SRTP protect in the
+   listener's session (`RTCDtlsTransport._tx_srtp`, called in libsrtp through
+   pylibsrtp's binding without its per-call wrapper) and a UDP `sendto` on the
+   nominated ICE pair (`RTCIceTransport._connection._nominated`). The sender
+   keeps its SSRC, payload type and header extensions from negotiation; we
+   read them here. Its RTCP task (a timer per listener) is parked: the room
+   sends every listener's sender reports from one timer, with what that
+   listener was really sent, and keeps the receiver reports' loss figures.
 3. **Opus FEC asked for.** aiortc answers Opus with no `a=fmtp` line, so a
    browser sends no in-band FEC. `request_opus_fec` sets `useinbandfec=1` and
    `minptime=10` on the negotiated codec (`RTCRtpTransceiver._codecs`) before
@@ -29,14 +33,22 @@ Everything else (negotiation, DTLS, RTCP) stays aiortc's.
 """
 
 import asyncio
+import contextlib
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aioice.ice
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket
+from pylibsrtp import SRTP_MAX_SRTCP_TRAILER_LEN
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _srtp
+
+_srtp_protect = _srtp.srtp_protect
+_srtp_protect_rtcp = _srtp.srtp_protect_rtcp
 
 log = logging.getLogger(__name__)
 
@@ -172,49 +184,206 @@ class _Extension:
 
 
 class ListenerSink:
-    """Sends already-serialized RTP to one listener: SRTP protect and one `sendto`.
+    """One listener's end of the room's stream: where its packets go, and the room's RTCP to it.
 
-    The send path (the SRTP session's `protect`, the nominated pair's socket and
-    address) is resolved once when the listener is connected and forgotten
-    when its DTLS state changes: looking it up per packet cost a third of the time.
+    The send path (the DTLS transport's SRTP session and the nominated pair's
+    socket and address) is resolved once the listener is connected and
+    forgotten when its DTLS state changes; `on_change` (the room's) hears of
+    both, so the room's fan-out lists are rebuilt only then. aiortc's own
+    RTCP task for the sender is parked (`_park_sender_rtcp`): the room sends
+    every listener's sender reports from one timer (`SrtpFanout.send_reports`),
+    and the listener's receiver reports are only noted (`receiver_report`).
     """
 
     def __init__(self, transceiver: RTCRtpTransceiver):
         self.transceiver = transceiver
         self.dtls = transceiver.sender.transport
-        self.sent = 0
-        self._path = None
+        self.on_change: Callable[[], None] | None = None
+        # Where the room's stream counters stood when this listener's path was first resolved: its
+        # sender reports count from there.
+        self.counted_from: tuple[int, int] | None = None
+        # The listener's latest receiver report: (fraction lost of 256, cumulative lost, jitter in samples).
+        self.receiver_report: tuple[int, int, int] | None = None
+        self._path: SendPath | None = None
+        self._sdes: bytes | None = None
         self.dtls.on("statechange", self._forget_path)
+        _park_sender_rtcp(transceiver.sender)
+        _note_receiver_reports(transceiver.sender, self)
 
     def _forget_path(self) -> None:
         self._path = None
+        if self.on_change is not None:
+            self.on_change()
 
-    def _resolve_path(self):
-        if self.dtls._tx_srtp is None or self.dtls.state != "connected":
+    def path(self) -> "SendPath | None":
+        """How to send to this listener now, or None while it is not connected (yet or any more)."""
+        if self._path is not None:
+            return self._path
+        session = self.dtls._tx_srtp
+        if session is None or self.dtls.state != "connected":
             return None
         pair = self.dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return None
-        self._path = (self.dtls._tx_srtp.protect, pair.protocol.transport.sendto, pair.remote_addr)
+        self._path = (
+            session._srtp[0],
+            session._cdata,
+            session._buffer,
+            _ffi.new("int *"),
+            memoryview(session._buffer),
+            pair.protocol.transport.sendto,
+            pair.remote_addr,
+        )
         return self._path
 
     def ready(self) -> bool:
-        return (self._path or self._resolve_path()) is not None
+        return self.path() is not None
 
-    def send(self, data: bytes) -> bool:
-        """Protect and send one packet; False if the listener is not connected (yet or any more)."""
-        path = self._path or self._resolve_path()
-        if path is None:
-            return False
-        protect, sendto, address = path
-        try:
-            sendto(protect(data), address)
-        except (OSError, AttributeError):
-            # The socket closed under us (AttributeError: asyncio's transport after close).
-            self._path = None
-            return False
-        self.sent += 1
-        return True
+    def sdes(self) -> bytes | None:
+        """The RTCP SDES chunk naming this sender (its CNAME), as aiortc's own reports carry it."""
+        if self._sdes is None:
+            cname = self.transceiver.sender._RTCRtpSender__cname
+            if cname is not None:
+                self._sdes = _sdes_cname(self.transceiver.sender._ssrc, cname.encode())
+        return self._sdes
+
+    @staticmethod
+    def group(sinks: "list[ListenerSink]") -> "SrtpFanout":
+        return SrtpFanout(sinks)
+
+
+# One listener's send path: its SRTP session (context, buffer as cdata, as a Python buffer, a length
+# cell, as a memoryview), the socket's `sendto` and the listener's address.
+SendPath = tuple
+
+# Room for the SRTP tag after a packet in a session's 1,500-byte buffer (pylibsrtp's own bound).
+_SRTP_ROOM = 1500 - SRTP_MAX_SRTCP_TRAILER_LEN
+
+
+class SrtpFanout:
+    """One serialized RTP packet to many listeners: per listener, SRTP protect and one `sendto`.
+
+    The per-listener cost is what a listener's packets cost the worker, so this
+    loop is the whole of it: the packet is copied into the listener's SRTP
+    session buffer, protected there by libsrtp (pylibsrtp's own call, without
+    its per-call wrapper: a fresh length cell and two Python frames a packet)
+    and handed to the socket as a view of that buffer (asyncio copies it only
+    if it has to queue it).
+    """
+
+    def __init__(self, sinks: list[ListenerSink]):
+        self.sinks: list[ListenerSink] = []
+        self.paths: list[SendPath] = []
+        for sink in sinks:
+            path = sink.path()
+            if path is not None:
+                self.sinks.append(sink)
+                self.paths.append(path)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def send(self, data: bytes) -> int:
+        """Send `data` to every listener; returns how many it went to. A broken path is forgotten."""
+        length = len(data)
+        if length > _SRTP_ROOM:
+            return 0
+        sent = 0
+        broken = None
+        for path in self.paths:
+            context, cdata, buffer, size, view, sendto, address = path
+            buffer[0:length] = data
+            size[0] = length
+            try:
+                if _srtp_protect(context, cdata, size):
+                    raise OSError("SRTP protect failed")
+                sendto(view[: size[0]], address)
+            except (OSError, AttributeError):
+                # The socket closed under us (AttributeError: asyncio's transport after close).
+                broken = broken or []
+                broken.append(path)
+                continue
+            sent += 1
+        if broken:
+            self._forget(broken)
+        return sent
+
+    def send_reports(self, part: int, parts: int, *, ntp: int, rtp_timestamp: int, counts: tuple[int, int]) -> None:
+        """Sender reports (RTCP SR + SDES) to every `parts`-th listener from `part`: what each was sent."""
+        packets, octets = counts
+        broken = None
+        for sink, path in zip(self.sinks[part::parts], self.paths[part::parts], strict=True):
+            sdes = sink.sdes()
+            if sdes is None or sink.counted_from is None:
+                continue
+            from_packets, from_octets = sink.counted_from
+            report = _SR.pack(
+                0x80,
+                200,
+                6,
+                sink.transceiver.sender._ssrc,
+                ntp >> 32,
+                ntp & 0xFFFFFFFF,
+                rtp_timestamp,
+                (packets - from_packets) & 0xFFFFFFFF,
+                (octets - from_octets) & 0xFFFFFFFF,
+            )
+            context, cdata, buffer, size, view, sendto, address = path
+            data = report + sdes
+            buffer[0 : len(data)] = data
+            size[0] = len(data)
+            try:
+                if _srtp_protect_rtcp(context, cdata, size):
+                    raise OSError("SRTCP protect failed")
+                sendto(view[: size[0]], address)
+            except (OSError, AttributeError):
+                broken = broken or []
+                broken.append(path)
+        if broken:
+            self._forget(broken)
+
+    def _forget(self, broken: list[SendPath]) -> None:
+        for sink, path in zip(self.sinks, self.paths, strict=True):
+            if path in broken:
+                sink._forget_path()
+
+
+_SR = struct.Struct("!BBHIIIIII")
+
+
+def _sdes_cname(ssrc: int, cname: bytes) -> bytes:
+    """An RTCP SDES packet with one chunk, CNAME only (RFC 3550 6.5), padded to 32 bits."""
+    chunk = struct.pack("!IBB", ssrc, 1, len(cname)) + cname
+    chunk += b"\x00" * (4 - len(chunk) % 4)  # the END item, then padding
+    return struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+
+
+def _park_sender_rtcp(sender: RTCRtpSender) -> None:
+    """Keep aiortc's per-sender RTCP task asleep: the room sends this listener's reports.
+
+    The stand-in keeps what `RTCRtpSender.stop()` waits for (the started and
+    exited events) and sends the RTCP BYE aiortc sends when the sender stops.
+    """
+
+    async def run_rtcp() -> None:
+        sender._RTCRtpSender__rtcp_started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # as aiortc's own: stop() cancels it
+            await asyncio.get_running_loop().create_future()
+        await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        sender._RTCRtpSender__rtcp_exited.set()
+
+    sender._run_rtcp = run_rtcp
+
+
+def _note_receiver_reports(sender: RTCRtpSender, sink: ListenerSink) -> None:
+    """A listener's receiver reports: keep the latest of ours, not aiortc's statistics objects."""
+
+    async def handle_rtcp_packet(packet) -> None:
+        for report in getattr(packet, "reports", ()):
+            if report.ssrc == sender._ssrc:
+                sink.receiver_report = (report.fraction_lost, report.packets_lost, report.jitter)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet
 
 
 _original_get_host_addresses = aioice.ice.get_host_addresses

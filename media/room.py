@@ -27,6 +27,13 @@ forwarded one, leaving out frames that already went out by forwarding. Every
 packet bound for listeners goes through `_to_listeners`, which also feeds the
 relays to edge workers (the cascade); an edge room (`edge=True`) has no
 speakers and no clock: it sends what its origin relays (`relayed`).
+
+Listeners cost the worker per packet, so the fan-out is kept lean: the
+connected listeners are grouped by the shape of their packets once, when one
+connects or goes (`_build_fanout`), and each group sends a packet with one
+tight loop (`media.aiortc_bridge.SrtpFanout`). RTCP to listeners is the
+room's too: one timer sends each listener a sender report about once a
+second, a tenth of them every 100 ms, instead of a task per listener.
 """
 
 import asyncio
@@ -35,6 +42,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
@@ -42,7 +50,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
 from media.aiortc_bridge import ListenerSink, RtpShape, sender_shape, serialize
-from media.mixer import FRAME_SAMPLES, SPEAKING_RMS, TIME_BASE, Mixer, SpeakerInput
+from media.mixer import FRAME_SAMPLES, SAMPLE_RATE, SPEAKING_RMS, TIME_BASE, Mixer, SpeakerInput
 from media.recording.recorder import Recorder
 from rooms import events
 
@@ -58,6 +66,13 @@ SPEAKING_HANG_S = 0.4
 # A forwarded speaker with no frame for this many ticks has stalled: the room mixes (silence) again,
 # so listeners and a recording keep a packet every 20 ms.
 STALL_TICKS = 5
+# Sender reports: each listener gets one every REPORT_S, sent to 1/REPORT_PARTS of them at a time.
+REPORT_S = 1.0
+REPORT_PARTS = 10
+# While some listeners are still connecting, the fan-out is built again every this many packets.
+RECHECK_PACKETS = 10
+# Seconds from the NTP epoch (1900) to the Unix one.
+NTP_UNIX_OFFSET = 2_208_988_800
 # A forwarded packet this far behind the newest one is dropped, not sent late.
 REORDER_WINDOW = 50
 # A forwarded speaker's sequence number this far from the last one is a new stream, not a loss.
@@ -135,6 +150,14 @@ class Speaker:
     twenty_ms: bool = False
 
 
+class Fanout(Protocol):
+    """Listeners of one packet shape, sent to together (`ListenerSink.group`: `SrtpFanout`)."""
+
+    def send(self, data: bytes) -> int: ...
+
+    def send_reports(self, part: int, parts: int, *, ntp: int, rtp_timestamp: int, counts: tuple[int, int]) -> None: ...
+
+
 @dataclass
 class Listener:
     key: str
@@ -165,6 +188,15 @@ class Room:
         self.packets_out = 0
         self.bytes_out = 0
         self.lost_by_gone_speakers = 0
+        # The listeners' stream itself: packets and payload octets, and its newest timestamp with the
+        # wall-clock time it went out (sender reports are made of these).
+        self.stream_packets = 0
+        self.stream_octets = 0
+        self._stream_ts = 0
+        self._stream_wall: float | None = None
+        # The connected listeners grouped by packet shape (None: build again before the next packet).
+        self._fanout: list[tuple[RtpShape, Fanout]] | None = None
+        self._rebuild_in = 0
         # Forwarding: whose packets go to listeners as they come, and how they are renumbered.
         self.forwarding: Speaker | None = None
         self.forwarded = 0  # packets sent to listeners by forwarding
@@ -173,6 +205,7 @@ class Room:
         self._ts_offset = 0
         self._forward_floor: int | None = None  # the speaker's sequence numbers up to this are not forwarded
         self.task: asyncio.Task | None = None
+        self.reports: asyncio.Task | None = None
         # Live captions: the worker's feed, whether the space wants them, and its start (epoch seconds).
         self.captions = None
         self.captions_on = False
@@ -189,6 +222,12 @@ class Room:
 
     def add_listener(self, key: str, listener: Listener) -> None:
         self.listeners[key] = listener
+        listener.sink.on_change = self._refan
+        self._refan()
+
+    def _refan(self) -> None:
+        """A listener came, went, connected or lost its connection: group them again before the next packet."""
+        self._fanout = None
 
     def add_relay(self, key: str, send: RelaySend) -> None:
         """Send every listener packet to `send(payload, sequence_number, timestamp)` too (an edge worker).
@@ -202,6 +241,9 @@ class Room:
 
     def remove(self, key: str) -> RTCPeerConnection | None:
         peer = self.speakers.pop(key, None) or self.listeners.pop(key, None)
+        if isinstance(peer, Listener):
+            peer.sink.on_change = None
+            self._refan()
         if isinstance(peer, Speaker):
             self.lost_by_gone_speakers += peer.input.lost
             if peer is self.forwarding:
@@ -278,10 +320,13 @@ class Room:
     # The clock
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.reports is None or self.reports.done():
+            self.reports = loop.create_task(self._report())
         if self.edge:
             return  # nothing to mix: the origin's packets come through `relayed`
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
+            self.task = loop.create_task(self._run())
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -444,23 +489,66 @@ class Room:
 
     def _to_listeners(self, payload: bytes, sequence_number: int, timestamp: int) -> None:
         """Every packet bound for listeners: serialized once per listener shape, sent to each; and relayed."""
-        encoded: dict[tuple, bytes] = {}
-        for listener in self.listeners.values():
-            if listener.shape is None:
-                if not listener.sink.ready():
-                    continue
-                listener.shape = sender_shape(listener.sink.transceiver)
-            key = listener.shape.key()
-            data = encoded.get(key)
-            if data is None:
-                data = encoded[key] = serialize(
-                    listener.shape, payload=payload, sequence_number=sequence_number, timestamp=timestamp
-                )
-            if listener.sink.send(data):
-                self.packets_out += 1
-                self.bytes_out += len(data)
+        self._rebuild_in -= 1
+        if self._fanout is None or self._rebuild_in <= 0:
+            self._build_fanout()
+        for shape, group in self._fanout:
+            data = serialize(shape, payload=payload, sequence_number=sequence_number, timestamp=timestamp)
+            sent = group.send(data)
+            self.packets_out += sent
+            self.bytes_out += sent * len(data)
+        self.stream_packets += 1
+        self.stream_octets += len(payload)
+        if (timestamp - self._stream_ts) & 0xFFFFFFFF < 0x80000000 or self._stream_wall is None:
+            self._stream_ts = timestamp
+            self._stream_wall = time.time()
         for send in self.relays.values():
             send(payload, sequence_number, timestamp)
+
+    def _build_fanout(self) -> list[tuple[RtpShape, Fanout]]:
+        """Group the connected listeners by the shape of their packets (in practice: one group)."""
+        groups: dict[tuple, tuple[RtpShape, list]] = {}
+        waiting = False
+        for listener in self.listeners.values():
+            sink = listener.sink
+            if not sink.ready():
+                waiting = True
+                continue
+            if listener.shape is None:
+                listener.shape = sender_shape(sink.transceiver)
+            if sink.counted_from is None:
+                sink.counted_from = (self.stream_packets, self.stream_octets)
+            groups.setdefault((type(sink), listener.shape.key()), (listener.shape, []))[1].append(sink)
+        self._fanout = [(shape, type(sinks[0]).group(sinks)) for shape, sinks in groups.values()]
+        # A listener still connecting says nothing when it is through: look again shortly.
+        self._rebuild_in = RECHECK_PACKETS if waiting else 1 << 62
+        return self._fanout
+
+    # RTCP to listeners
+
+    async def _report(self) -> None:
+        part = 0
+        while True:
+            await asyncio.sleep(REPORT_S / REPORT_PARTS)
+            try:
+                self.send_reports(part, REPORT_PARTS)
+            except Exception:
+                log.exception("room %s: sender reports failed", self.space_id)
+            part = (part + 1) % REPORT_PARTS
+
+    def send_reports(self, part: int, parts: int) -> None:
+        """Sender reports to every `parts`-th connected listener from `part`: the stream's clock and
+        what that listener was sent. Nothing before the stream's first packet."""
+        if self._stream_wall is None:
+            return
+        if self._fanout is None:
+            self._build_fanout()
+        now = time.time()
+        rtp_timestamp = (self._stream_ts + round((now - self._stream_wall) * SAMPLE_RATE)) & 0xFFFFFFFF
+        ntp = int((now + NTP_UNIX_OFFSET) * (1 << 32))
+        counts = (self.stream_packets, self.stream_octets)
+        for _, group in self._fanout:
+            group.send_reports(part, parts, ntp=ntp, rtp_timestamp=rtp_timestamp, counts=counts)
 
     # Speaking indicators
 
@@ -504,8 +592,9 @@ class Room:
         }
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in (self.task, self.reports):
+            if task is not None:
+                task.cancel()
         peers = [*self.speakers.values(), *self.listeners.values()]
         self.speakers.clear()
         self.listeners.clear()

@@ -25,6 +25,7 @@ from rooms.models import Role
 from tests.factories import UserFactory
 from tests.media.clients import join_as_listener, peaks, rms, wait_connected
 from tests.media.recordings import ScriptedTrack, join_with_track, tone
+from tests.media.sinks import KeptSink
 from tests.rooms.scene import make_space, seat
 from tests.rooms.ws import connect
 
@@ -44,18 +45,11 @@ def opus_frames(frequency: float, count: int) -> list[bytes]:
     return frames
 
 
-class FakeSink:
-    """A listener's sink that keeps the RTP packets it was given."""
+class FakeSink(KeptSink):
+    """A listener's sink that keeps the RTP packets it was given, parsed."""
 
-    def __init__(self) -> None:
-        self.sent: list[RtpPacket] = []
-
-    def ready(self) -> bool:
-        return True
-
-    def send(self, data: bytes) -> bool:
+    def keep(self, data: bytes) -> None:
         self.sent.append(RtpPacket.parse(data))
-        return True
 
 
 class Stage:

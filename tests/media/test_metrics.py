@@ -7,20 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from media import metrics
 from media.room import Room
-
-
-class Sink:
-    transceiver = None
-
-    def __init__(self):
-        self.sent = []
-
-    def ready(self):
-        return True
-
-    def send(self, data: bytes) -> bool:
-        self.sent.append(data)
-        return True
+from tests.media.sinks import KeptSink
 
 
 class Worker:
@@ -45,7 +32,7 @@ def test_a_workers_rooms_listeners_and_packets_are_counted_and_kept_when_a_room_
     monkeypatch.setattr("media.room.sender_shape", lambda transceiver: _Shape())
     monkeypatch.setattr("media.room.serialize", lambda shape, **fields: b"x" * 100)
     for key in ("a", "b"):
-        room.add_listener(key, _Listener(Sink()))
+        room.add_listener(key, _Listener(KeptSink()))
     worker.rooms = {1: room, 2: Room(2, ssrc=99, emit=lambda event: None, edge=True)}
 
     # when: three packets go out to both listeners
