@@ -294,9 +294,9 @@ class SrtpFanout:
             context, cdata, buffer, size, view, sendto, address = path
             buffer[0:length] = data
             size[0] = length
+            if _srtp_protect(context, cdata, size):
+                continue  # refused (a sequence number this listener already had): this packet only
             try:
-                if _srtp_protect(context, cdata, size):
-                    raise OSError("SRTP protect failed")
                 sendto(view[: size[0]], address)
             except (OSError, AttributeError):
                 # The socket closed under us (AttributeError: asyncio's transport after close).
@@ -332,9 +332,9 @@ class SrtpFanout:
             data = report + sdes
             buffer[0 : len(data)] = data
             size[0] = len(data)
+            if _srtp_protect_rtcp(context, cdata, size):
+                continue
             try:
-                if _srtp_protect_rtcp(context, cdata, size):
-                    raise OSError("SRTCP protect failed")
                 sendto(view[: size[0]], address)
             except (OSError, AttributeError):
                 broken = broken or []
