@@ -14,7 +14,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt requirements-captions.t
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-captions.txt
-	npm ci --no-audit --no-fund --loglevel=error  # axe-core, which the accessibility test injects
+	npm ci --no-audit --no-fund --loglevel=error  # axe-core for the accessibility test; Turbo, to check its vendored copy
 	touch $@
 
 # Run the whole site on embedded defaults: SQLite, in-memory channel layer, tasks in-process.

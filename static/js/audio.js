@@ -1,11 +1,12 @@
-// Live audio for the space page (docs/media.md): one RTCPeerConnection to the
+// Live audio for a space (docs/media.md): one RTCPeerConnection to the
 // media worker, negotiated over the space's websocket. On stage it sends the
 // microphone and receives the other speakers, one transceiver each; in the
-// audience it receives the room's mix. space.js drives it: start(role),
-// onAnswer, onError, reset, setMuted, stop. It never waits for good: each
-// offer carries a ref, an answer that doesn't come within ANSWER_TIMEOUT_MS
-// (the worker is restarting) means offer again, and a restarted worker's
-// `media.reset` makes it offer at once.
+// audience it receives the room's mix. live.js drives it: start(role),
+// onAnswer, onError, reset, setMuted, resume, stop; its <audio> elements live
+// in the minimised player (#audio), so they play on while the person browses
+// the site. It never waits for good: each offer carries a ref, an answer that
+// doesn't come within ANSWER_TIMEOUT_MS (the worker is restarting) means offer
+// again, and a restarted worker's `media.reset` makes it offer at once.
 (function () {
   "use strict";
 
@@ -26,8 +27,8 @@
     this.retryTimer = null;
     this.offerRef = 0;
     this.answerTimer = null;
-    this.audioBox = document.getElementById("audio") || document.body;
-    this.tapButton = null;
+    this.audioBox = options.audioBox;
+    this.blocked = options.blocked;    // the browser wants a tap before it plays: blocked(true)
   }
 
   SpaceAudio.prototype.start = function (onStage) {
@@ -139,34 +140,27 @@
   };
 
   SpaceAudio.prototype.play = function (track) {
-    var self = this;
     var element = document.createElement("audio");
     element.autoplay = true;
     element.srcObject = new MediaStream([track]);
     this.audioBox.appendChild(element);
     track.addEventListener("ended", function () { element.remove(); });
-    var started = element.play();
-    if (started && started.catch) {
-      started.catch(function () { self.askForTap(); });
-    }
+    this.playing(element);
   };
 
-  SpaceAudio.prototype.askForTap = function () {
-    // The browser wants a gesture before it plays sound: one tap starts every stream.
-    if (this.tapButton) return;
+  SpaceAudio.prototype.playing = function (element) {
     var self = this;
-    var button = document.createElement("button");
-    button.type = "button";
-    button.className = "button";
-    button.textContent = "🔊 Tap to listen";
-    button.addEventListener("click", function () {
-      self.audioBox.querySelectorAll("audio").forEach(function (a) { a.play(); });
-      button.remove();
-      self.tapButton = null;
+    var started = element.play();
+    if (started && started.catch) started.catch(function () { self.blocked(true); });
+  };
+
+  SpaceAudio.prototype.resume = function () {
+    // After the person's tap, or after the player was moved into a new page: play what is paused.
+    var self = this;
+    this.blocked(false);
+    this.audioBox.querySelectorAll("audio").forEach(function (element) {
+      if (element.paused) self.playing(element);
     });
-    this.tapButton = button;
-    var controls = document.getElementById("controls");
-    (controls ? controls.parentNode : document.body).insertBefore(button, controls);
   };
 
   SpaceAudio.prototype.reset = function () {

@@ -29,22 +29,31 @@
       .finally(function () { button.disabled = false; });
   });
 
-  // The bell.
-  var bell = document.getElementById("notification-bell");
-  if (!bell || !("WebSocket" in window)) return;
-  var countNode = bell.querySelector("[data-unread-count]");
-  var toasts = document.getElementById("toasts");
-  var list = document.getElementById("notification-list");
+  // The bell. The socket stays open from page to page (Turbo, pages.js); the bell, the toasts
+  // and the list are the page's own, so each event looks them up on the page shown now.
+  if (!document.getElementById("notification-bell") || !("WebSocket" in window)) return;
+
+  function bell() { return document.getElementById("notification-bell"); }
 
   function setCount(count) {
+    var node = bell();
+    if (!node) return;
+    var countNode = node.querySelector("[data-unread-count]");
     count = Math.max(0, count);
     countNode.textContent = String(count);
     countNode.hidden = count === 0;
-    bell.setAttribute("aria-label", "Notifications: " + count + " unread");
+    node.setAttribute("aria-label", "Notifications: " + count + " unread");
+  }
+
+  function unread() {
+    var node = bell();
+    return node ? parseInt(node.querySelector("[data-unread-count]").textContent, 10) || 0 : 0;
   }
 
   function refreshCount() {
-    fetch(bell.dataset.countApi, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    var node = bell();
+    if (!node) return;
+    fetch(node.dataset.countApi, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (body) { if (body) setCount(body.unread); })
       .catch(function () { /* the next event or page load corrects the count */ });
@@ -58,9 +67,10 @@
   }
 
   function showToast(notification) {
+    var toasts = document.getElementById("toasts");
     if (!toasts) return;
     var toast = element("a", "toast", "");
-    toast.href = notification.url || bell.dataset.listUrl;
+    toast.href = notification.url || (bell() ? bell().dataset.listUrl : "/notifications/");
     toast.setAttribute("role", "status");
     toast.dataset.notification = notification.id;
     toast.appendChild(element("strong", "toast-title", notification.title));
@@ -71,6 +81,7 @@
   }
 
   function addToList(notification) {
+    var list = document.getElementById("notification-list");
     if (!list) return;
     var empty = list.querySelector(".notifications-empty");
     if (empty) empty.remove();
@@ -101,7 +112,7 @@
       var message;
       try { message = JSON.parse(event.data); } catch (error) { return; }
       if (message.type !== "notification" || !message.notification) return;
-      setCount(parseInt(countNode.textContent, 10) + 1);
+      setCount(unread() + 1);
       showToast(message.notification);
       addToList(message.notification);
     });
