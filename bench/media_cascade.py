@@ -75,13 +75,21 @@ async def cascade(args, log_dir: Path, deadline: Deadline) -> dict:
         await speakers.call("voices", timeout=deadline.left(CALL_TIMEOUT_S), count=1)
         workers = [origin, *edges]
 
-        # The origin relaying to no edge, one, two.
+        # The origin relaying to no edge, one, two: its whole CPU (other work moves it too), and the
+        # sends to the edges timed in place.
         by_edges = []
         for count in range(EDGES + 1):
             if count:
                 await origin.call("relay", timeout=deadline.left(CALL_TIMEOUT_S), to=hellos[count]["relay"])
             await asyncio.sleep(deadline.left(args.settle))
+            before = await origin.call("stats", timeout=deadline.left(CALL_TIMEOUT_S))
+            started = time.monotonic()
             by_edges.append(await cores(workers, args.window))
+            after = await origin.call("stats", timeout=deadline.left(CALL_TIMEOUT_S))
+            if count == EDGES:
+                send_cpu = after["relay_cpu"] - before["relay_cpu"]
+                sends_per_edge = send_cpu / (time.monotonic() - started) / EDGES
+                send_per_packet = send_cpu / max(1, after["relayed_out"] - before["relayed_out"])
             say(f"cascade: origin relaying to {count} edge(s): origin {by_edges[-1][origin.name] * 100:.1f}% of a core")
         origin_per_edge = (by_edges[EDGES][origin.name] - by_edges[0][origin.name]) / EDGES
         relayed = [await e.call("stats", timeout=deadline.left(CALL_TIMEOUT_S)) for e in edges]
@@ -129,10 +137,15 @@ async def cascade(args, log_dir: Path, deadline: Deadline) -> dict:
             "origin_cpu_cores_by_edges": [r(c[origin.name], 4) for c in by_edges],
             "origin_extra_cpu_per_edge_cores": r(origin_per_edge, 5),
             "origin_extra_cpu_per_edge_us_per_s": r(origin_per_edge * 1e6, 0),
+            "origin_relay_send_cpu_per_edge_us_per_s": r(sends_per_edge * 1e6, 1),
+            "origin_relay_send_us_per_packet": r(send_per_packet * 1e6, 2),
             "edges_detail": per_edge,
             "clients_cpu_cores": r(sum(loaded[p.name] for p in pools) + loaded[speakers.name], 2),
         }
-        say(f"cascade: the origin's extra CPU per edge {figures['origin_extra_cpu_per_edge_us_per_s']} µs/s")
+        say(
+            f"cascade: the origin's extra CPU per edge {figures['origin_extra_cpu_per_edge_us_per_s']} µs/s (whole "
+            f"process), {figures['origin_relay_send_cpu_per_edge_us_per_s']} µs/s in its sends (timed in place)"
+        )
         return figures
     finally:
         await asyncio.gather(*(c.stop() for c in children), return_exceptions=True)

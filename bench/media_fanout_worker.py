@@ -49,6 +49,7 @@ class RoomHost:
 
         self.room = Room(1, ssrc=random.getrandbits(32), emit=self._emit, edge=edge)
         self.relay_socket = None  # the cascade's (`relay_to`, or an edge's `open_relay`)
+        self.relay_cpu = 0.0  # CPU seconds in the origin's sends to its edges, timed in place
         self.speaking_events = 0
         self.gone: dict[str, int] = {}
         self.next_id = 0
@@ -102,7 +103,14 @@ class RoomHost:
     async def relay_to(self, address: list) -> dict:
         """Send this room's listener stream to the edge listening at `address` too."""
         await self.open_relay()
-        self.room.add_relay(f"edge-{address[1]}", self.relay_socket.relay_to(1, (address[0], address[1])))
+        send = self.relay_socket.relay_to(1, (address[0], address[1]))
+
+        def timed_send(payload: bytes, sequence_number: int, timestamp: int) -> None:
+            started = time.thread_time()
+            send(payload, sequence_number, timestamp)
+            self.relay_cpu += time.thread_time() - started
+
+        self.room.add_relay(f"edge-{address[1]}", timed_send)
         return {"relays": len(self.room.relays)}
 
     async def offer(self, role: str, sdp: str) -> str:
@@ -158,6 +166,7 @@ class RoomHost:
             "switches": room.switches,
             "relayed_in": self.relay_socket.received if self.relay_socket else 0,
             "relayed_out": self.relay_socket.sent if self.relay_socket else 0,
+            "relay_cpu": self.relay_cpu,
         }
 
     def reset_maxima(self) -> None:
