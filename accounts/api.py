@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
@@ -17,6 +18,7 @@ from accounts.serializers import (
     FollowStateSerializer,
     HostingEligibilitySerializer,
     MeSerializer,
+    PeoplePageSerializer,
     ProfileSerializer,
     ProfileUpdateSerializer,
     SignupSerializer,
@@ -24,6 +26,7 @@ from accounts.serializers import (
     UserSummarySerializer,
 )
 from spaces_site.api_errors import ErrorSerializer, error_responses
+from spaces_site.keyset import BEFORE, older_url
 from spaces_site.parsers import JSONParser
 
 
@@ -184,20 +187,39 @@ class BlockApi(APIView):
         return Response(BlockStateSerializer({"blocking": False, "changed": changed}).data)
 
 
-class FollowersApi(generics.ListAPIView):
+def _people_page(request: Request, page_of, username: str) -> Response:
+    user = selectors.user_get(username=username)
+    page = page_of(user=user, before=request.query_params.get("before", ""), size=api_settings.PAGE_SIZE)
+    return Response(PeoplePageSerializer({"next": older_url(request, page.older), "results": page.people}).data)
+
+
+class FollowersApi(APIView):
+    """People who follow this person, newest first, a page at a time: `next` reads the older ones.
+    No count of them all (a popular host has tens of thousands): the profile gives that number."""
+
     permission_classes = [permissions.AllowAny]
-    serializer_class = UserSummarySerializer
 
-    def get_queryset(self):
-        return selectors.followers_of(user=selectors.user_get(username=self.kwargs["username"]))
+    @extend_schema(
+        operation_id="users_followers_list",  # as it was named while a numbered list
+        parameters=[BEFORE],
+        responses={200: PeoplePageSerializer, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, username: str) -> Response:
+        return _people_page(request, selectors.followers_page, username)
 
 
-class FollowingApi(generics.ListAPIView):
+class FollowingApi(APIView):
+    """People this person follows, newest first, a page at a time: `next` reads the older ones."""
+
     permission_classes = [permissions.AllowAny]
-    serializer_class = UserSummarySerializer
 
-    def get_queryset(self):
-        return selectors.followed_by(user=selectors.user_get(username=self.kwargs["username"]))
+    @extend_schema(
+        operation_id="users_following_list",
+        parameters=[BEFORE],
+        responses={200: PeoplePageSerializer, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, username: str) -> Response:
+        return _people_page(request, selectors.following_page, username)
 
 
 class BlocksApi(generics.ListAPIView):

@@ -1,7 +1,8 @@
 """Reads of people and their graph, shared by pages, the API and consumers."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from accounts.errors import AccountBanned, InvalidCredentials, UserNotFound
 from accounts.models import Block, Follow, User
+from spaces_site.keyset import keyset_page
 from spaces_site.soft_cache import cached
 
 
@@ -58,13 +60,6 @@ def relationship(*, viewer: User, other: User) -> Relationship:
     )
 
 
-def followers_of(*, user: User) -> QuerySet[User]:
-    """People who follow `user`, newest first."""
-    return User.objects.filter(following_set__followee=user, banned_at__isnull=True).order_by(
-        "-following_set__created_at", "-pk"
-    )
-
-
 @dataclass(frozen=True)
 class PeoplePage:
     """One page of a follower or following list, newest first, and where the next (older) one starts."""
@@ -74,37 +69,22 @@ class PeoplePage:
     is_first: bool
 
 
-def _cursor(follow: Follow) -> str:
-    # Whole microseconds since the epoch: exact, where a float's would round.
-    since = follow.created_at - datetime(1970, 1, 1, tzinfo=UTC)
-    return f"{since // timedelta(microseconds=1)}.{follow.pk}"
-
-
 def _people_page(follows: QuerySet[Follow], *, person: str, before: str, size: int) -> PeoplePage:
-    """A page of `follows` (keyset pagination on the follow's date and id): it reads the page's rows
-    and one more through the list's index, and never counts the whole list."""
-    is_first = True
-    try:
-        micros, pk = (int(part) for part in before.split("."))
-        after = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-    except (ValueError, OverflowError):
-        pass  # no cursor, or one that isn't ours: the first page
-    else:
-        is_first = False
-        follows = follows.filter(Q(created_at__lt=after) | Q(created_at=after, pk__lt=pk))
-    rows = list(follows.select_related(person).order_by("-created_at", "-pk")[: size + 1])
-    older = _cursor(rows[size - 1]) if len(rows) > size else ""
-    return PeoplePage(people=[getattr(row, person) for row in rows[:size]], older=older, is_first=is_first)
+    """A keyset page of `follows` by the follow's date and id (`spaces_site.keyset`): it reads the
+    page's rows and one more through the list's index, and never counts the whole list. A cursor that
+    isn't one is `InvalidCursor` (400)."""
+    page = keyset_page(follows.select_related(person), before=before, size=size)
+    return PeoplePage(people=[getattr(row, person) for row in page.rows], older=page.older, is_first=page.is_first)
 
 
 def followers_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
-    """A page of `followers_of`: people who follow `user`, newest first."""
+    """A page of the people who follow `user` (not banned ones), newest first."""
     follows = Follow.objects.filter(followee=user, follower__banned_at__isnull=True)
     return _people_page(follows, person="follower", before=before, size=size)
 
 
 def following_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
-    """A page of `followed_by`: people `user` follows, newest first."""
+    """A page of the people `user` follows (not banned ones), newest first."""
     follows = Follow.objects.filter(follower=user, followee__banned_at__isnull=True)
     return _people_page(follows, person="followee", before=before, size=size)
 
@@ -141,13 +121,6 @@ def counted_followers(*, user: User) -> CountedFollowers:
     return CountedFollowers(**tally)
 
 
-def followed_by(*, user: User) -> QuerySet[User]:
-    """People `user` follows, newest first."""
-    return User.objects.filter(follower_set__follower=user, banned_at__isnull=True).order_by(
-        "-follower_set__created_at", "-pk"
-    )
-
-
 def following_ids(*, user: User, among: list[int]) -> set[int]:
     """Which of `among` the user follows: one query for a whole list's follow buttons."""
     if not user.is_authenticated or not among:
@@ -155,26 +128,44 @@ def following_ids(*, user: User, among: list[int]) -> set[int]:
     return set(Follow.objects.filter(follower=user, followee_id__in=among).values_list("followee_id", flat=True))
 
 
-def people_to_follow(*, viewer: User, limit: int = 5) -> list[User]:
+# Popular people kept for everyone: more than a page suggests, so a viewer's follows and blocks
+# seldom empty the list.
+POPULAR_KEPT = 30
+
+
+def popular_people() -> list[User]:
+    """The `POPULAR_KEPT` people most followed (as `people_to_follow` counts them), read in the order
+    of the `user_popular` index once a period for everyone (`SPACES_FEEDS_CACHE_S`)."""
+    return cached(
+        f"people.popular.{POPULAR_KEPT}", settings.SPACES_FEEDS_CACHE_S, lambda: list(_popular()[:POPULAR_KEPT])
+    )
+
+
+def people_to_follow(
+    *, viewer: User, limit: int = 5, popular: list[User] | None = None, left_out: Collection[int] | None = None
+) -> list[User]:
     """Popular people the viewer doesn't follow yet and has no block with: people others follow, so
     not the staff's accounts, banned ones (inactive), or accounts nobody follows (the demo's filler
-    listeners). Read in the order of the `user_popular` index; anonymous visitors all get the same
-    list, kept in the cache for `SPACES_FEEDS_CACHE_S`."""
+    listeners). They come from `popular_people`, the same for everyone; a signed-in viewer's own part
+    is which of them they follow or have a block with: one query, or none when the caller read it with
+    the rest of the viewer's graph (`popular` and `left_out`, as `rooms.selectors.feed_ties` does)."""
+    if limit > POPULAR_KEPT:
+        return _people_to_follow(viewer=viewer, limit=limit)  # more than the cache keeps
+    popular = popular_people() if popular is None else popular
     if not viewer.is_authenticated:
-        return cached(
-            f"people.popular.{limit}",
-            settings.SPACES_FEEDS_CACHE_S,
-            lambda: _people_to_follow(viewer=viewer, limit=limit),
-        )
-    return _people_to_follow(viewer=viewer, limit=limit)
+        return popular[:limit]
+    candidates = [person for person in popular if person.pk != viewer.pk]
+    if left_out is None:
+        left_out = _ties_among(viewer=viewer, ids=[person.pk for person in candidates])
+    kept = [person for person in candidates if person.pk not in left_out]
+    if len(kept) < limit and len(popular) == POPULAR_KEPT:
+        # The viewer follows or blocks much of what the cache keeps: read past it (one query more).
+        return _people_to_follow(viewer=viewer, limit=limit)
+    return kept[:limit]
 
 
 def _people_to_follow(*, viewer: User, limit: int) -> list[User]:
-    people = (
-        User.objects.filter(is_active=True, is_staff=False, followers_count__gt=0)
-        .only("username", "display_name", "avatar", "followers_count")
-        .order_by("-followers_count", "pk")
-    )
+    people = _popular()
     if viewer.is_authenticated:
         follows = Follow.objects.filter(follower=viewer, followee=OuterRef("pk"))
         blocks = Block.objects.filter(
@@ -182,6 +173,24 @@ def _people_to_follow(*, viewer: User, limit: int) -> list[User]:
         )
         people = people.exclude(pk=viewer.pk).filter(~Exists(follows), ~Exists(blocks))
     return list(people[:limit])
+
+
+def _popular() -> QuerySet[User]:
+    return (
+        User.objects.filter(is_active=True, is_staff=False, followers_count__gt=0)
+        .only("username", "display_name", "avatar", "followers_count")
+        .order_by("-followers_count", "pk")
+    )
+
+
+def _ties_among(*, viewer: User, ids: list[int]) -> set[int]:
+    """Which of `ids` the viewer follows, has blocked or is blocked by, in one query."""
+    if not ids:
+        return set()
+    follows = Follow.objects.filter(follower=viewer, followee_id__in=ids).values_list("followee_id")
+    blocked = Block.objects.filter(blocker=viewer, blocked_id__in=ids).values_list("blocked_id")
+    blocking = Block.objects.filter(blocked=viewer, blocker_id__in=ids).values_list("blocker_id")
+    return {pk for (pk,) in follows.union(blocked, blocking, all=True)}
 
 
 def credentials_verify(*, request, username: str, password: str) -> User:

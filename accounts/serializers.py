@@ -17,6 +17,13 @@ class UserSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PeoplePageSerializer(serializers.Serializer):
+    """A page of a list of people, newest first."""
+
+    next = serializers.URLField(allow_null=True, help_text="The page of older ones; null on the last page.")
+    results = UserSummarySerializer(many=True)
+
+
 class ProfileSerializer(UserSummarySerializer):
     """A profile as the viewer sees it, with how they stand with its owner."""
 

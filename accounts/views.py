@@ -21,6 +21,7 @@ from accounts.errors import UserNotFound
 from accounts.forms import ProfileForm, SignupForm
 from accounts.models import User
 from spaces_site.errors import ServiceError
+from spaces_site.keyset import InvalidCursor
 
 PAGE_SIZE = 30
 
@@ -43,7 +44,10 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
 
 def _people_page(request: HttpRequest, username: str, *, title: str, page_of) -> HttpResponse:
     user = _profile_user(username)
-    page = page_of(user=user, before=request.GET.get("before", ""), size=PAGE_SIZE)
+    try:
+        page = page_of(user=user, before=request.GET.get("before", ""), size=PAGE_SIZE)
+    except InvalidCursor:
+        page = page_of(user=user, size=PAGE_SIZE)  # an "Older" link mangled in passing: start at the top
     context = {
         "profile": user,
         "title": title,

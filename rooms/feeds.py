@@ -13,7 +13,9 @@ period, and every other change (a listener joining, a title edit, a space schedu
 one period too. With Redis down the pages are read afresh (`spaces_site.soft_cache`).
 """
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
@@ -21,13 +23,19 @@ from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import receiver
+from django.template.loader import get_template
+from django.utils.safestring import SafeString, mark_safe
 
 from rooms import signals
 from rooms.models import Connection, Space, SpaceState
-from spaces_site.soft_cache import cached, forget, recall, remember
+from spaces_site.soft_cache import cached, forget, recall, recall_many, remember, remember_many
 
 LIVE_KEY = "feeds.live.v1"
 UPCOMING_KEY = "feeds.upcoming.v2"
+# A live space's entry in the live bar and its card, rendered, by space and listener count.
+LIVE_ENTRY_KEY = "feeds.live-entry.v1"
+# A card's shared part (`rooms/_space_card_link.html`), rendered, by space and what the card shows.
+CARD_KEY = "feeds.card.v1"
 # The names of what `for_everyone` keeps, to drop with the rest.
 EVERYONE_KEY = "feeds.everyone.v1"
 # Spaces kept for the upcoming list: more than a page shows, so a viewer's blocks seldom empty it.
@@ -67,6 +75,76 @@ def _live_rows() -> list[tuple[int, int, int]]:
 def space_cards() -> QuerySet[Space]:
     """Spaces with what a card or the live bar shows of their host (nothing secret goes to the cache)."""
     return Space.objects.select_related("host").only(*(f"host__{name}" for name in HOST_SHOWN), *SPACE_SHOWN)
+
+
+@dataclass(frozen=True)
+class LiveEntry:
+    """A live space as the home page shows it: its entry in the live bar and its card, both the same
+    for everyone, and whether the viewer follows its host."""
+
+    pk: int
+    host_id: int
+    listeners: int
+    followed: bool
+    bar: SafeString  # rooms/_live_bar_entry.html
+    card: SafeString  # rooms/_space_card_link.html
+
+
+def live_entries(rows: list[tuple[int, int, int]], *, followed: frozenset[int]) -> list[LiveEntry]:
+    """The entries of `rows` (space id, host id, listeners), in their order.
+
+    What an entry shows is the same for everyone: rendered once a period (`SPACES_FEEDS_CACHE_S`) and
+    kept by space and listener count, so a request reads the page's entries in one round trip instead
+    of loading and rendering each space; a title or a host's name shows within the period, as a
+    listener count does. Spaces not rendered yet are read in one query, and one no longer live is left
+    out (the rows themselves are dropped as a space ends: `_space_changed`)."""
+    keys = [f"{LIVE_ENTRY_KEY}.{space_id}.{listeners}" for space_id, _, listeners in rows]
+    rendered = recall_many(keys)
+    missing = [row for key, row in zip(keys, rows, strict=True) if key not in rendered]
+    if missing:
+        spaces = space_cards().filter(state=SpaceState.LIVE).in_bulk([space_id for space_id, _, _ in missing])
+        bar, card = get_template("rooms/_live_bar_entry.html"), get_template("rooms/_space_card_link.html")
+        fresh = {}
+        for space_id, _, listeners in missing:
+            if space_id in spaces:
+                space = spaces[space_id]
+                space.listeners = listeners
+                fresh[f"{LIVE_ENTRY_KEY}.{space_id}.{listeners}"] = (
+                    bar.render({"space": space}),
+                    card.render({"space": space}),
+                )
+        remember_many(fresh, settings.SPACES_FEEDS_CACHE_S)
+        rendered.update(fresh)
+    entries = []
+    for key, (space_id, host_id, listeners) in zip(keys, rows, strict=True):
+        if key in rendered:
+            bar_html, card_html = rendered[key]
+            # Our own templates' output, kept as rendered.
+            entries.append(
+                LiveEntry(space_id, host_id, listeners, host_id in followed, mark_safe(bar_html), mark_safe(card_html))
+            )
+    return entries
+
+
+def _card_key(space: Space) -> str:
+    shown = (space.state, space.scheduled_for, space.title, space.topics, getattr(space, "listeners", None))
+    return f"{CARD_KEY}.{space.pk}.{hashlib.md5(repr(shown).encode(), usedforsecurity=False).hexdigest()}"
+
+
+def card_links(spaces: list[Space]) -> list[Space]:
+    """`spaces`, each with `card_link`: its card's shared part, rendered once a period for everyone
+    and kept by space and what the card shows (the reminder button stays the viewer's own)."""
+    keys = [_card_key(space) for space in spaces]
+    rendered = recall_many(keys)
+    template = None
+    fresh = {}
+    for key, space in zip(keys, spaces, strict=True):
+        if key not in rendered:
+            template = template or get_template("rooms/_space_card_link.html")
+            rendered[key] = fresh[key] = template.render({"space": space})
+        space.card_link = mark_safe(rendered[key])  # our own template's output, kept as rendered
+    remember_many(fresh, settings.SPACES_FEEDS_CACHE_S)
+    return spaces
 
 
 def upcoming() -> list[Space]:

@@ -1,5 +1,6 @@
 """Reads of spaces shared by pages, the API and the consumers."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorField
@@ -174,71 +175,77 @@ def _visible_to(viewer: User, spaces: QuerySet[Space]) -> QuerySet[Space]:
 
 @dataclass(frozen=True)
 class FeedTies:
-    """What of the viewer's graph reorders or hides feed entries: the live hosts they follow, and the
-    people who blocked them."""
+    """What of the viewer's graph reorders or hides home page entries: the live hosts (and of the
+    people suggested to follow, those) they follow, the people who blocked them, and of the people
+    suggested, those they blocked."""
 
     followed: frozenset[int]
     hiding: frozenset[int]
+    blocking: frozenset[int] = frozenset()
+
+    def left_out(self, people: Collection[int]) -> frozenset[int]:
+        """Of `people` (read by `feed_ties`), those not to suggest: followed, or with a block either way."""
+        return frozenset(people) & (self.followed | self.hiding | self.blocking)
 
 
 NO_TIES = FeedTies(frozenset(), frozenset())
 
 
-def feed_ties(*, viewer: User) -> FeedTies:
-    """The viewer's ties to the feeds' hosts, in one query; a page that shows both the live bar and
-    the upcoming list reads them once and hands them to both."""
+def feed_ties(*, viewer: User, people: Collection[int] = ()) -> FeedTies:
+    """The viewer's ties to the feeds' hosts and to `people` (those the page suggests following), in
+    one query; a page that shows the live bar, the upcoming list and suggestions reads them once and
+    hands them to each."""
     if not viewer.is_authenticated:
         return NO_TIES
     live_hosts = len(feeds.live_rows())
     followed = Follow.objects.filter(follower=viewer)
-    if viewer.following_count > live_hosts:
+    if viewer.following_count > live_hosts + len(people):
         # Probe the live hosts in the follow index rather than read every follow the viewer has (a
         # subquery, not hundreds of ids to send).
-        followed = followed.filter(followee_id__in=Space.objects.filter(state=SpaceState.LIVE).values("host_id"))
-    followed = followed.annotate(tie=Value("followed", output_field=CharField())).values_list("followee_id", "tie")
-    hiding = (
-        Block.objects.filter(blocked=viewer)
-        .annotate(tie=Value("hiding", output_field=CharField()))
-        .values_list("blocker_id", "tie")
-    )
-    rows = list(followed.union(hiding, all=True)) if live_hosts else [(pk, "hiding") for pk, _ in hiding]
+        shown = Q(followee_id__in=Space.objects.filter(state=SpaceState.LIVE).values("host_id"))
+        followed = followed.filter(shown | Q(followee_id__in=people) if people else shown)
+    arms = [] if not (live_hosts or people) else [_tied(followed, "followee_id", "followed")]
+    arms.append(_tied(Block.objects.filter(blocked=viewer), "blocker_id", "hiding"))
+    if people:
+        arms.append(_tied(Block.objects.filter(blocker=viewer, blocked_id__in=people), "blocked_id", "blocking"))
+    rows = list(arms[0].union(*arms[1:], all=True)) if len(arms) > 1 else list(arms[0])
     return FeedTies(
         followed=frozenset(pk for pk, tie in rows if tie == "followed"),
         hiding=frozenset(pk for pk, tie in rows if tie == "hiding"),
+        blocking=frozenset(pk for pk, tie in rows if tie == "blocking"),
     )
 
 
-def live_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = None) -> list[Space]:
+def _tied(rows: QuerySet, person: str, tie: str) -> QuerySet:
+    return rows.annotate(tie=Value(tie, output_field=CharField())).values_list(person, "tie")
+
+
+def live_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = None) -> list[feeds.LiveEntry]:
     """Live spaces for the home page's live bar: hosts the viewer follows first, then the busiest.
 
-    The site-wide order and listener counts come from the cache (`rooms.feeds`); the viewer's own part
-    is one query over the hosts in hand (`feed_ties`) and the spaces shown one more, however many are
-    live (`ties`, when the caller read them already). Anonymous visitors all see the same bar: it is
-    kept whole."""
+    The site-wide order and listener counts come from the cache (`rooms.feeds`), and so does what each
+    entry shows (rendered once a period for everyone: `feeds.live_entries`); the viewer's own part is
+    one query over the hosts in hand, however many are live (`feed_ties`; none here when the caller
+    read them already). Anonymous visitors all see the same bar: it is kept whole."""
     if not viewer.is_authenticated:
         return feeds.for_everyone(f"live.{limit}", lambda: _live_spaces(limit=limit, ties=NO_TIES))
     return _live_spaces(limit=limit, ties=ties or feed_ties(viewer=viewer))
 
 
-def _live_spaces(*, limit: int, ties: FeedTies) -> list[Space]:
+def _live_spaces(*, limit: int, ties: FeedTies) -> list[feeds.LiveEntry]:
     rows = feeds.live_rows()
-    rows = [row for row in rows if row[1] not in ties.hiding]
-    # Stable: among the followed and among the others, the cached order (busiest, then newest) holds.
-    rows = sorted(rows, key=lambda row: row[1] not in ties.followed)[:limit]
-    # Only spaces still live: one that ended since the rows were cached drops out at once.
-    by_id = feeds.space_cards().filter(state=SpaceState.LIVE).in_bulk([space_id for space_id, _, _ in rows])
-    spaces = []
-    for space_id, host_id, listeners in rows:
-        if space_id in by_id:
-            space = by_id[space_id]
-            space.listeners, space.followed = listeners, host_id in ties.followed
-            spaces.append(space)
-    return spaces
+    if ties.hiding:
+        rows = [row for row in rows if row[1] not in ties.hiding]
+    if ties.followed:
+        # Stable: among the followed and among the others, the cached order (busiest, then newest) holds.
+        rows = sorted(rows, key=lambda row: row[1] not in ties.followed)
+    return feeds.live_entries(rows[:limit], followed=ties.followed)
 
 
 def upcoming_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = None) -> list[Space]:
     """Scheduled spaces, soonest first, from the cache (`rooms.feeds`) less those of people who blocked
-    the viewer (the reminder buttons read the viewer's reminders once: `scheduling` tags)."""
+    the viewer, each with its card's shared part rendered (`feeds.card_links`; the reminder buttons
+    read the viewer's reminders once: `scheduling` tags)."""
     hiding = (ties or feed_ties(viewer=viewer)).hiding
     upcoming = feeds.upcoming()
     kept = [space for space in upcoming if space.host_id not in hiding]
@@ -246,7 +253,7 @@ def upcoming_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = No
         # The viewer's blocks hid much of what the cache keeps: read past it (rare; one query more).
         spaces = feeds.space_cards().filter(state=SpaceState.SCHEDULED).exclude(host_id__in=hiding)
         kept = list(spaces.order_by("scheduled_for", "pk")[:limit])
-    return kept[:limit]
+    return feeds.card_links(kept[:limit])
 
 
 def may_read_transcript(*, user: User, space: Space) -> bool:

@@ -29,11 +29,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _home(request: HttpRequest) -> HttpResponse:
-    ties = selectors.feed_ties(viewer=request.user)  # read once for both feeds
+    popular = people.popular_people()
+    ids = [person.pk for person in popular]
+    ties = selectors.feed_ties(viewer=request.user, people=ids)  # read once for the three feeds
     context = {
         "live": selectors.live_spaces(viewer=request.user, ties=ties),
         "upcoming": selectors.upcoming_spaces(viewer=request.user, limit=10, ties=ties),
-        "people": people.people_to_follow(viewer=request.user, limit=6),
+        "people": people.people_to_follow(viewer=request.user, limit=6, popular=popular, left_out=ties.left_out(ids)),
         # Suggestions leave out whom the viewer follows: every button there says "Follow".
         "following_ids": set(),
         "eligibility": hosting_eligibility(request.user) if request.user.is_authenticated else None,

@@ -1,9 +1,10 @@
 """REST endpoints for scheduling: reminders, rescheduling, notifications and notification settings."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from rooms import selectors as rooms_selectors
@@ -15,13 +16,14 @@ from scheduling.payloads import notification_payload
 from scheduling.serializers import (
     MarkReadResultSerializer,
     MarkReadSerializer,
-    NotificationSerializer,
+    NotificationPageSerializer,
     PreferencesSerializer,
     ReminderStateSerializer,
     RescheduleSerializer,
     UnreadCountSerializer,
 )
 from spaces_site.api_errors import error_responses
+from spaces_site.keyset import BEFORE, older_url
 
 
 def _reminder_state(request: Request, space_id: int) -> dict:
@@ -81,26 +83,28 @@ class RescheduleApi(APIView):
         return Response(space_payload(space))
 
 
-class NotificationsApi(generics.ListAPIView):
-    """Your notifications, newest first."""
+class NotificationsApi(APIView):
+    """Your notifications, newest first, a page at a time: `next` reads the older ones. No count of
+    them all: `unread-count/` counts the unread ones."""
 
     permission_classes = [permissions.IsAuthenticated]
-    serializer_class = NotificationSerializer
 
     @extend_schema(
-        parameters=[OpenApiParameter("unread", bool, description="Only the unread ones")],
-        responses={200: NotificationSerializer(many=True), **error_responses(401)},
+        operation_id="notifications_list",  # as it was named while a numbered list
+        parameters=[OpenApiParameter("unread", bool, description="Only the unread ones"), BEFORE],
+        responses={200: NotificationPageSerializer, **error_responses(400, 401)},
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):
-        unread = self.request.query_params.get("unread", "").lower() in {"1", "true", "yes"}
-        return selectors.notifications_of(user=self.request.user, unread_only=unread)
-
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([notification_payload(n) for n in page])
+    def get(self, request: Request) -> Response:
+        unread = request.query_params.get("unread", "").lower() in {"1", "true", "yes"}
+        page = selectors.notifications_page(
+            user=request.user,
+            before=request.query_params.get("before", ""),
+            size=api_settings.PAGE_SIZE,
+            unread_only=unread,
+        )
+        return Response(
+            {"next": older_url(request, page.older), "results": [notification_payload(n) for n in page.rows]}
+        )
 
 
 class NotificationsReadApi(APIView):

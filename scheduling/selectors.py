@@ -15,6 +15,7 @@ from scheduling.models import (
     Reminder,
     preference_field,
 )
+from spaces_site.keyset import KeysetPage, keyset_page
 
 
 def schedule_round_expression(space_ref: str = "pk"):
@@ -72,6 +73,15 @@ def notifications_of(*, user: User, unread_only: bool = False) -> QuerySet[Notif
     if unread_only:
         notifications = notifications.filter(read_at__isnull=True)
     return notifications
+
+
+def notifications_page(
+    *, user: User, before: str = "", size: int = 30, unread_only: bool = False
+) -> KeysetPage[Notification]:
+    """A page of `notifications_of`, newest first, after the cursor `before` (`spaces_site.keyset`:
+    through the `notification_list` index, with no count of them all); `InvalidCursor` (400) for a
+    cursor that isn't one."""
+    return keyset_page(notifications_of(user=user, unread_only=unread_only), before=before, size=size)
 
 
 def unread_count(*, user: User) -> int:

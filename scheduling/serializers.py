@@ -20,6 +20,13 @@ class NotificationSerializer(serializers.Serializer):
     read = serializers.BooleanField()
 
 
+class NotificationPageSerializer(serializers.Serializer):
+    """A page of your notifications, newest first."""
+
+    next = serializers.URLField(allow_null=True, help_text="The page of older ones; null on the last page.")
+    results = NotificationSerializer(many=True)
+
+
 class MarkReadSerializer(serializers.Serializer):
     ids = serializers.ListField(
         # Bounded by the id column (a bigger number is no id: SQLite raised OverflowError on it, a 500).

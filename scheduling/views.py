@@ -3,7 +3,6 @@ the host's page to reschedule, start or cancel a scheduled space."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,6 +16,7 @@ from rooms.models import Space, SpaceState
 from scheduling import ics, selectors, services
 from scheduling.forms import PreferencesForm, RescheduleForm
 from spaces_site.errors import ServiceError
+from spaces_site.keyset import InvalidCursor
 
 
 def _space(space_id: int) -> Space:
@@ -34,11 +34,18 @@ def _back(request: HttpRequest, space_id: int) -> HttpResponse:
     return redirect("space", space_id=space_id)
 
 
+NOTIFICATIONS_PAGE = 30
+
+
 @login_required
 def notifications(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.notifications_of(user=request.user).select_related("space"), 30).get_page(
-        request.GET.get("page")
-    )
+    """Your notifications, newest first, a page at a time ("Older"), with no count of them all."""
+    try:
+        page = selectors.notifications_page(
+            user=request.user, before=request.GET.get("before", ""), size=NOTIFICATIONS_PAGE
+        )
+    except InvalidCursor:
+        page = selectors.notifications_page(user=request.user, size=NOTIFICATIONS_PAGE)  # a mangled link: the top
     return render(
         request,
         "scheduling/notifications.html",

@@ -38,9 +38,23 @@ def recall(key: str, default=None):
         return default
 
 
+def recall_many(keys: list[str]) -> dict:
+    """The values kept under `keys` (those the cache has), read in one round trip."""
+    try:
+        return cache.get_many(keys)
+    except REDIS_ERRORS:
+        return {}
+
+
 def remember(key: str, value, timeout: float | None) -> None:
     with contextlib.suppress(*REDIS_ERRORS):
         cache.set(key, value, timeout)
+
+
+def remember_many(values: dict, timeout: float | None) -> None:
+    if values:
+        with contextlib.suppress(*REDIS_ERRORS):
+            cache.set_many(values, timeout)
 
 
 def forget(*keys: str) -> None:

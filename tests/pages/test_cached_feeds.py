@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
+from accounts.models import Follow, User
 from rooms import services
 from scheduling.services import reminder_set
 from tests.factories import UserFactory
@@ -110,3 +112,63 @@ def test_a_reminder_set_is_shown_to_the_one_who_set_it_only():
     assert "Tomorrow&#x27;s talk" in others and "Reminder set" not in others and "Remind me" in others
     assert "Tomorrow&#x27;s talk" in anonymous and "Reminder set" not in anonymous
     assert "Log in for a reminder" in anonymous
+
+
+def suggested(html: str) -> list[str]:
+    people = (
+        html.split("<h2>People to follow</h2>", 1)[1].split("</section>", 1)[0] if "People to follow" in html else ""
+    )
+    return re.findall(r'<span class="muted">@(\w+) ·', people)
+
+
+@pytest.mark.django_db
+def test_people_to_follow_come_from_one_list_for_everyone_less_the_viewers_own_ties():
+    # given: six popular people; the fan follows one, blocked another, and a third blocked the fan
+    popular = [UserFactory(username=f"popular{n}", followers=10 - n) for n in range(6)]
+    fan, other = UserFactory(username="fan"), UserFactory(username="other")
+    accounts_services.follow_create(follower=fan, followee=popular[0])
+    accounts_services.user_block(blocker=fan, blocked=popular[1])
+    accounts_services.user_block(blocker=popular[2], blocked=fan)
+
+    # when: the fan's page is made first, then the others' from the same cached list
+    fans = suggested(client_of(fan).get("/").content.decode())
+    others = suggested(client_of(other).get("/").content.decode())
+    anonymous = suggested(client_of(None).get("/").content.decode())
+
+    # then: the most followed first, each viewer's own ties left out of their page only
+    assert fans == ["popular3", "popular4", "popular5"]
+    assert others == ["popular0", "popular1", "popular2", "popular3", "popular4", "popular5"]
+    assert anonymous == others
+
+
+@pytest.mark.django_db
+def test_someone_followed_leaves_the_suggestions_at_once_though_the_list_is_kept():
+    # given: the suggestions are cached
+    UserFactory(username="popular", followers=3)
+    UserFactory(username="known", followers=2)
+    fan = UserFactory(username="fan")
+    browser = client_of(fan)
+    assert suggested(browser.get("/").content.decode()) == ["popular", "known"]
+
+    # when
+    browser.post("/u/popular/follow/")
+
+    # then: the next page leaves them out (the viewer's ties are never cached)
+    assert suggested(browser.get("/").content.decode()) == ["known"]
+
+
+@pytest.mark.django_db
+def test_a_viewer_following_most_of_the_kept_list_is_still_suggested_others():
+    # given: more popular people than the cache keeps, nearly all of the kept ones followed by the fan
+    kept = accounts_selectors.POPULAR_KEPT
+    people = User.objects.bulk_create(
+        User(username=f"p{n:02d}", email=f"p{n}@example.com", followers_count=100 - n) for n in range(kept + 8)
+    )
+    fan = UserFactory(username="fan")
+    Follow.objects.bulk_create(Follow(follower=fan, followee=person) for person in people[: kept - 2])
+
+    # when
+    shown = suggested(client_of(fan).get("/").content.decode())
+
+    # then: the two kept ones it doesn't follow, then the next most followed, read past the cache
+    assert shown == [f"p{n:02d}" for n in range(kept - 2, kept + 4)]

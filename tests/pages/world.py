@@ -34,6 +34,10 @@ def build_world(n: int) -> World:
         later = make_space(host=host, title=f"Music later {i}", scheduled_for=timezone.now() + timedelta(days=1))
         reminder_set(user=viewer, space_id=later.pk)
     star = UserFactory(username="star", followers=n)
+    # More popular than the hosts, and not followed by the viewer: what the home page suggests, as on
+    # a site at scale (a viewer following most of the popular people is `test_people_to_follow`'s).
+    for i in range(6):
+        UserFactory(username=f"popular{i}", followers=2)
     room = make_space(host=make_host(username="roomhost"), title="Music room")
     for i in range(n):
         listener = UserFactory(username=f"listener{i}")

@@ -130,11 +130,19 @@ def test_a_page_past_the_last_is_a_json_404_that_the_schema_documents(api, schem
     assert_json_error(past_last, 404, "not_found")
     for path, method in [
         ("/api/spaces/", "get"),
-        ("/api/notifications/", "get"),
         ("/api/users/{username}/followers/", "get"),
         ("/api/spaces/{space_id}/transcript/", "get"),
     ]:
         answer = operation(schema, path, method)["responses"]["404"]
+        assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_a_list_read_by_cursor_documents_the_400_for_a_cursor_that_is_not_one(schema):
+    # then: the lists that go back with `before` (no page numbers, so no page past the last)
+    for path in ["/api/notifications/", "/api/users/{username}/followers/", "/api/users/{username}/following/"]:
+        get = operation(schema, path, "get")
+        assert "before" in {parameter["name"] for parameter in get["parameters"]}
+        answer = get["responses"]["400"]
         assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
