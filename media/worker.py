@@ -22,6 +22,9 @@ heartbeat an origin refreshes its claim (`placement.keep_origins`) and drops
 the edges that stopped asking; an edge asks its origin again for the stream
 (`signalling.RELAY`), and when the origin died it takes part in choosing the
 successor, becoming the origin itself (its listeners stay) if chosen.
+
+Its part in recording and in live captions lives beside it, as mixins
+(`media.worker_recording`, `media.worker_captions`).
 """
 
 import asyncio
@@ -32,12 +35,10 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connection
 
 from media import metrics, placement, signalling
 from media.aiortc_bridge import ListenerSink, allow_loopback_candidates, tap_receiver
@@ -45,20 +46,16 @@ from media.captions.feed import CaptionsFeed
 from media.cascade import RelaySocket, open_relay_socket, same_sender
 from media.mixer import FRAME_SAMPLES
 from media.peer import OfferRefused, answer_listener, answer_speaker
-from media.recording.recorder import Recorder
 from media.recording.services import (
-    clip_cut_live,
-    clip_fail,
-    recording_begin,
-    recording_finish,
     recordings_recover,
     spool_dir,
 )
 from media.room import Listener, Room, Speaker
 from media.signalling import CLIP
+from media.worker_captions import CaptionsMixin
+from media.worker_recording import RecordingMixin
 from rooms import events
 from rooms.models import STAGE_ROLES, Space, SpaceState
-from rooms.services import caption_line_store
 from spaces_site.layer_watch import layer_watch
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, retrying, stop_if_cancelled
 
@@ -95,7 +92,7 @@ def relay_key(edge_index: int) -> str:
     return f"edge:{edge_index}"
 
 
-class MediaWorker:
+class MediaWorker(RecordingMixin, CaptionsMixin):
     def __init__(self, channel: str, layer=None, *, index: int | None = None) -> None:
         self.channel = channel
         self.layer = layer or get_channel_layer()
@@ -564,128 +561,6 @@ class MediaWorker:
         )
         return row or (None, False, False)
 
-    # Recording
-
-    async def _start_recording(self, room: Room) -> None:
-        if room.recorder is not None or room.space_id in self.recording_starts:
-            return
-        self.recording_starts.add(room.space_id)
-        try:
-            begin = database_sync_to_async(recording_begin)
-            folder = spool_dir(self.index)
-            begun = await retrying(
-                lambda: begin(space_id=room.space_id, folder=folder), within=settings.SPACES_OUTAGE_RETRY_S
-            )
-            if begun is None:
-                return  # the space is no longer live
-            recording_id, path = begun
-            room.record(Recorder(recording_id, path, head=room.mixer.opus_head()))
-            log.info("space %s: recording %s started", room.space_id, recording_id)
-        finally:
-            self.recording_starts.discard(room.space_id)
-        if self.rooms.get(room.space_id) is not room or not room.recording_wanted:
-            self._stop_recording(room)  # closed, or switched off, while the recording was set up
-
-    def _stop_recording(self, room: Room) -> None:
-        """Close the room's recording now; moving it into storage (an upload, in production) goes on
-        apart, on a thread of its own, so no other space's offers or mutes wait behind it."""
-        recorder = room.stop_recording()
-        if recorder is not None:
-            task = asyncio.get_running_loop().create_task(self._finish_recording(recorder.recording_id))
-            self.finishing.add(task)
-            task.add_done_callback(self.finishing.discard)
-
-    async def _finish_recording(self, recording_id: int) -> None:
-        # A database outage past the retries leaves the spool unlocked: the next recovery keeps it.
-        try:
-            finish = sync_to_async(_apart(recording_finish), thread_sensitive=False)
-            await retrying(lambda: finish(recording_id=recording_id), within=settings.SPACES_OUTAGE_RETRY_S)
-        except Exception:
-            log.exception("recording %s: not finished; the next recovery keeps it", recording_id)
-
-    async def clip(self, message: dict) -> None:
-        """Cut "the last 30 s" of a recording this worker is writing, ending when the person asked."""
-        clip_id = message["clip_id"]
-        room = self.rooms.get(int(message["space_id"]))
-        recorder = room.recorder if room is not None else None
-        if recorder is None:
-            await database_sync_to_async(clip_fail)(clip_id=clip_id, reason="The space isn't being recorded now.")
-            return
-        recorder.flush()
-        waited_ms = max(0, int((time.time() - float(message["asked_at"])) * 1000))
-        end_ms = max(0, recorder.elapsed_ms() - waited_ms)
-        # Reading the spool and saving the clip go on apart, like finishing a recording.
-        cut = sync_to_async(_apart(clip_cut_live), thread_sensitive=False)
-        task = asyncio.get_running_loop().create_task(
-            cut(clip_id=clip_id, recording_id=recorder.recording_id, spool=recorder.path, now_ms=end_ms)
-        )
-        self.finishing.add(task)
-        task.add_done_callback(self.finishing.discard)
-
-    # Captions
-
-    def _captions_feed(self) -> CaptionsFeed | None:
-        if not settings.SPACES_CAPTIONS_ENGINE:
-            return None
-        if self.captions is None:
-            self.captions = CaptionsFeed(
-                settings.SPACES_CAPTIONS_ENGINE,
-                self._on_caption_message,
-                asyncio.get_running_loop(),
-                model_dir=settings.SPACES_CAPTIONS_MODEL_DIR,
-                device=settings.SPACES_CAPTIONS_DEVICE,
-            )
-        return self.captions
-
-    def _on_caption_message(self, message: dict) -> None:
-        kind = message.get("t")
-        if kind == "line":
-            self._caption_line(message)
-        elif kind == "status":
-            for space_id, room in self.rooms.items():
-                if room.captions_on:
-                    self._spawn(self._send_captions(events.captions_status(space_id, message["behind"])))
-        elif kind == "stats":
-            self.caption_stats = message
-
-    def _caption_line(self, message: dict) -> None:
-        space_id, user_id = (int(part) for part in message["key"].split(":"))
-        room = self.rooms.get(space_id)
-        speaker = self.caption_speakers.get(message["key"], {"username": "", "name": ""})
-        event = events.caption(
-            space_id,
-            final=message["final"],
-            line=f"{user_id}-{message['line']}",
-            speaker=speaker,
-            text=message["text"],
-            start_ms=message["start_ms"],
-            end_ms=message["end_ms"],
-        )
-        if room is not None and room.captions_on:
-            self._spawn(self._send_captions(event))
-        if message["final"]:
-            # Said while captions were on: part of the transcript even if they were switched off since.
-            self._spawn(self._store_line(space_id, user_id, event.data))
-
-    async def _send_captions(self, event: events.Event) -> None:
-        try:
-            await events.asend(event, events.CAPTIONS, layer=self.layer)
-        except REDIS_ERRORS as error:
-            self.outage.failed(error)
-
-    async def _store_line(self, space_id: int, user_id: int, line: dict) -> None:
-        try:
-            await database_sync_to_async(caption_line_store)(
-                space_id=space_id,
-                speaker_id=user_id,
-                line_key=line["line"],
-                text=line["text"],
-                start_ms=line["start_ms"],
-                end_ms=line["end_ms"],
-            )
-        except OUTAGE_ERRORS as error:
-            self.outage.failed(error)
-
     def _emit(self, event: events.Event) -> None:
         self._spawn(self._send_event_quietly(event))
 
@@ -775,19 +650,6 @@ class MediaWorker:
             self.outage.failed(error)  # the membership expires on its own
         await room.close()
         self._stop_recording(room)
-
-
-def _apart(function):
-    """`function` for a pool thread: a database connection of its own, closed after."""
-
-    def run(**kwargs):
-        try:
-            return function(**kwargs)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    return run
 
 
 _in_process: dict[asyncio.AbstractEventLoop, list[tuple[MediaWorker, asyncio.Task]]] = {}

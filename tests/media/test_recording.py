@@ -12,7 +12,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from media import worker
+from media import worker, worker_recording
 from media.models import Clip, ClipState, Recording, RecordingState
 from media.recording import ogg, services
 from media.recording.ogg import OggOpusWriter
@@ -310,8 +310,8 @@ async def test_a_recording_switched_off_while_it_was_being_set_up_stops_at_once(
         return 7, tmp_path / "spool.ogg"
 
     finished = []
-    monkeypatch.setattr(worker, "recording_begin", begin)
-    monkeypatch.setattr(worker, "recording_finish", lambda *, recording_id: finished.append(recording_id))
+    monkeypatch.setattr(worker_recording, "recording_begin", begin)
+    monkeypatch.setattr(worker_recording, "recording_finish", lambda *, recording_id: finished.append(recording_id))
 
     # when
     await media_worker._start_recording(room)
