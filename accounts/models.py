@@ -1,7 +1,5 @@
 import secrets
 from collections.abc import Mapping
-from functools import lru_cache
-from types import MappingProxyType
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.contrib.contenttypes.models import ContentType
@@ -9,9 +7,9 @@ from django.core.validators import FileExtensionValidator, MaxLengthValidator, R
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.urls import get_script_prefix, get_urlconf, reverse
 
 from accounts.avatars import avatar_validate
+from spaces_site import url_paths
 
 DISPLAY_NAME_MAX = 50
 BIO_MAX = 160
@@ -27,21 +25,14 @@ username_validator = RegexValidator(
 AVATAR_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp"]
 
 
-@lru_cache(maxsize=16384)
-def _person_paths(username: str, script_prefix: str, urlconf: str | None) -> Mapping[str, str]:
-    """A person's addresses, which follow from their username alone. A list of people shows four or
-    five for each (profile, picture, follow buttons), and reversing them was much of its time: kept per
-    process, by the prefix and URLconf they were reversed under."""
-    kwargs = {"username": username}
-    return MappingProxyType(
-        {
-            "profile": reverse("profile", kwargs=kwargs),
-            "avatar": reverse("avatar-fallback", kwargs=kwargs),
-            "follow": reverse("follow", kwargs=kwargs),
-            "unfollow": reverse("unfollow", kwargs=kwargs),
-            "api_follow": reverse("api-follow", kwargs=kwargs),
-        }
-    )
+# A person's addresses, which follow from their username alone (`User.paths`).
+PERSON_ROUTES = (
+    ("profile", "profile"),
+    ("avatar", "avatar-fallback"),
+    ("follow", "follow"),
+    ("unfollow", "unfollow"),
+    ("api_follow", "api-follow"),
+)
 
 
 def validate_avatar_size(file) -> None:
@@ -128,8 +119,8 @@ class User(AbstractUser):
 
     @property
     def paths(self) -> Mapping[str, str]:
-        """Where this person's profile, generated picture and follow actions are (`_person_paths`)."""
-        return _person_paths(self.username, get_script_prefix(), get_urlconf())
+        """Where this person's profile, generated picture and follow actions are."""
+        return url_paths.paths(PERSON_ROUTES, username=self.username)
 
     @property
     def avatar_url(self) -> str:

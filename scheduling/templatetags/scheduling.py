@@ -1,14 +1,10 @@
 """Template tags: the bell in the top bar and the reminder button on spaces and their cards."""
 
-from collections.abc import Mapping
-from functools import lru_cache
-from types import MappingProxyType
-
 from django import template
 from django.http import HttpRequest
-from django.urls import get_script_prefix, get_urlconf, reverse
 
 from scheduling import selectors
+from spaces_site import url_paths
 
 register = template.Library()
 
@@ -29,21 +25,14 @@ def notification_bell(context) -> dict:
     return {"user": user, "unread": selectors.unread_count(user=user) if user.is_authenticated else 0}
 
 
-@lru_cache(maxsize=4096)
-def _reminder_paths(space_id: int, script_prefix: str, urlconf: str | None) -> Mapping[str, str]:
-    """The addresses a space's reminder button links to. They never change for a space, and reversing
-    them took most of a button's time (five on each card of the home page's upcoming list): kept per
-    process, by the prefix and URLconf they were reversed under."""
-    kwargs = {"space_id": space_id}
-    return MappingProxyType(
-        {
-            "set": reverse("space-reminder-set", kwargs=kwargs),
-            "unset": reverse("space-reminder-unset", kwargs=kwargs),
-            "api": reverse("api-space-reminder", kwargs=kwargs),
-            "calendar": reverse("space-calendar", kwargs=kwargs),
-            "schedule": reverse("space-schedule", kwargs=kwargs),
-        }
-    )
+# The addresses a space's reminder button links to, which never change for a space.
+REMINDER_ROUTES = (
+    ("set", "space-reminder-set"),
+    ("unset", "space-reminder-unset"),
+    ("api", "api-space-reminder"),
+    ("calendar", "space-calendar"),
+    ("schedule", "space-schedule"),
+)
 
 
 @register.inclusion_tag("scheduling/_reminder_button.html", takes_context=True)
@@ -59,5 +48,5 @@ def reminder_button(context, space, *, compact: bool = False) -> dict:
         "reminded": user.is_authenticated and _reminded(request, space),
         "is_host": user.is_authenticated and user.pk == space.host_id,
         "compact": compact,
-        "paths": _reminder_paths(space.pk, get_script_prefix(), get_urlconf()),
+        "paths": url_paths.paths(REMINDER_ROUTES, space_id=space.pk),
     }
