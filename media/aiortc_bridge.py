@@ -43,7 +43,7 @@ import aioice.ice
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtpPacket
-from pylibsrtp import SRTP_MAX_SRTCP_TRAILER_LEN
+from pylibsrtp import SRTP_MAX_SRTCP_TRAILER_LEN, Session
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _srtp
 
@@ -225,15 +225,7 @@ class ListenerSink:
         pair = self.dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return None
-        self._path = (
-            session._srtp[0],
-            session._cdata,
-            session._buffer,
-            _ffi.new("int *"),
-            memoryview(session._buffer),
-            pair.protocol.transport.sendto,
-            pair.remote_addr,
-        )
+        self._path = send_path(session, pair.protocol.transport.sendto, pair.remote_addr)
         return self._path
 
     def ready(self) -> bool:
@@ -255,6 +247,22 @@ class ListenerSink:
 # One listener's send path: its SRTP session (context, buffer as cdata, as a Python buffer, a length
 # cell, as a memoryview), the socket's `sendto` and the listener's address.
 SendPath = tuple
+
+
+def send_path(session: Session, sendto: Callable, address: tuple) -> SendPath:
+    """What `SrtpFanout` needs to protect in `session`'s own buffer and send to `address`.
+
+    The caller keeps `session` alive as long as the path (the path holds its raw context)."""
+    return (
+        session._srtp[0],
+        session._cdata,
+        session._buffer,
+        _ffi.new("int *"),
+        memoryview(session._buffer),
+        sendto,
+        address,
+    )
+
 
 # Room for the SRTP tag after a packet in a session's 1,500-byte buffer (pylibsrtp's own bound).
 _SRTP_ROOM = 1500 - SRTP_MAX_SRTCP_TRAILER_LEN

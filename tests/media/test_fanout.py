@@ -7,7 +7,7 @@ import socket
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
-from media.aiortc_bridge import SrtpFanout, _ffi
+from media.aiortc_bridge import SrtpFanout, send_path
 
 KEY = os.urandom(30)
 
@@ -18,15 +18,7 @@ class Sink:
     def __init__(self, transport, address) -> None:
         session = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
         self.session = session  # kept alive: the path points into it
-        self._path = (
-            session._srtp[0],
-            session._cdata,
-            session._buffer,
-            _ffi.new("int *"),
-            memoryview(session._buffer),
-            transport.sendto,
-            address,
-        )
+        self._path = send_path(session, transport.sendto, address)
         self.forgotten = 0
 
     def path(self):
