@@ -1,8 +1,10 @@
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.files.uploadedfile import UploadedFile
+from django.template.loader import render_to_string
 
-from accounts import avatars, selectors
+from accounts import avatars, selectors, tasks
 from accounts.models import User
 from spaces_site.errors import ServiceError
 
@@ -38,6 +40,34 @@ class LoginForm(AuthenticationForm):
             except ServiceError as error:
                 raise forms.ValidationError(error.detail, code=error.code) from error
         return self.cleaned_data
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's reset form, but the e-mail goes from a task (`accounts.tasks`): the request renders
+    it and hands it over, so with a broker it never waits on the mail server.
+
+    Queued straight away, not after commit: the reset writes nothing, and the task carries the
+    rendered message and reads nothing, so there is no transaction for it to wait for.
+    """
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ):
+        subject = "".join(render_to_string(subject_template_name, context).splitlines())  # no newlines in headers
+        tasks.password_reset_email_send_task.delay(
+            user_id=context["user"].pk,
+            to_email=to_email,
+            subject=subject,
+            body=render_to_string(email_template_name, context),
+            html_body=render_to_string(html_email_template_name, context) if html_email_template_name else None,
+            from_email=from_email,
+        )
 
 
 class ProfileForm(forms.ModelForm):

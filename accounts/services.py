@@ -1,16 +1,19 @@
-"""Every write to accounts: sign-up, profiles, follows, blocks, bans, hosting grants.
+"""Every write to accounts: sign-up, profiles, follows, blocks, bans, hosting grants, and the
+password-reset e-mail (sent by `accounts.tasks`, never by the request itself when there is a broker).
 
 Each function takes keyword-only arguments, runs in one transaction and raises
 the typed errors of `accounts.errors`. Follower counts change under row locks
 taken by `lock_objects.users_for_update`, so they stay exact under concurrency.
 """
 
+import logging
 from functools import partial
 
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -20,6 +23,8 @@ from rest_framework.authtoken.models import Token
 from accounts import avatars, lock_objects, realtime, signals
 from accounts.errors import FollowBlocked, SelfBlock, SelfFollow
 from accounts.models import AuditEntry, Block, Follow, User
+
+log = logging.getLogger(__name__)
 
 
 def audit_record(*, actor: User | None, action: str, subject: models.Model, **details) -> AuditEntry:
@@ -202,3 +207,31 @@ def follow_counts_recount(*, user_ids: list[int] | None = None) -> int:
         followers_count=Coalesce(Subquery(followers), 0),
         following_count=Coalesce(Subquery(following), 0),
     )
+
+
+def password_reset_email_send(
+    *, to_email: str, subject: str, body: str, html_body: str | None = None, from_email: str | None = None
+) -> None:
+    """Send one password-reset e-mail, already rendered, through the configured backend.
+
+    Raises OSError when it doesn't go (smtplib's errors and socket timeouts are OSErrors). The
+    SMTP backend waits at most EMAIL_TIMEOUT seconds to connect and for each of the server's
+    answers, so a server that accepts and never answers fails after about that long.
+    """
+    message = EmailMultiAlternatives(subject=subject, body=body, from_email=from_email, to=[to_email])
+    if html_body:
+        message.attach_alternative(html_body, "text/html")
+    message.send()
+
+
+def password_reset_email_failed(*, user_id: int, error: OSError, attempts: int) -> None:
+    """Report a password-reset e-mail given up on: an error in the log and an audit row
+    (`accounts.password_reset.email_failed`) on the account, which staff read in the admin.
+    The person can ask for another one from the form."""
+    message = f"{type(error).__name__}: {error}"[:2000]
+    log.error("Password-reset e-mail to user %s not sent after %s attempt(s): %s", user_id, attempts, message)
+    user = User.objects.filter(pk=user_id).first()
+    if user is not None:  # deleted since it was asked for: the log line is all there is to say
+        audit_record(
+            actor=None, action="accounts.password_reset.email_failed", subject=user, error=message, attempts=attempts
+        )

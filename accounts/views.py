@@ -18,7 +18,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRate
 
 from accounts import selectors, services
 from accounts.errors import UserNotFound
-from accounts.forms import ProfileForm, SignupForm
+from accounts.forms import PasswordResetForm, ProfileForm, SignupForm
 from accounts.models import User
 from spaces_site.errors import ServiceError
 from spaces_site.keyset import InvalidCursor
@@ -244,7 +244,10 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     Past the requesting address's limit the form says so (429). Past the account's, the answer is the
     usual "sent" page but no e-mail goes: nobody can flood an inbox, nor learn whether it was spared.
+    The e-mail itself goes from a task (`PasswordResetForm`, `accounts.tasks`).
     """
+
+    form_class = PasswordResetForm
 
     def form_valid(self, form):
         by_address = PasswordResetThrottle(scope="password_reset_address", ident=client_address(self.request))

@@ -10,9 +10,11 @@ wherever it applies (throttling, a bad token, a malformed or oversized body, a
 page past the last), so each view's `extend_schema` lists only its own.
 """
 
+from collections.abc import Callable
+
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views import defaults as django_defaults
 from drf_spectacular.openapi import AutoSchema
@@ -27,10 +29,7 @@ from spaces_site.errors import ServiceError
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        response = Response(exc.as_dict(), status=exc.status)
-        if "retry_after" in exc.extra:  # as DRF's throttles say it
-            response["Retry-After"] = str(exc.extra["retry_after"])
-        return response
+        return _with_retry_after(Response(exc.as_dict(), status=exc.status), exc)
 
     # Django refuses these bodies while DRF reads `request.data` (or a CSRF check reads the form);
     # left alone they reach Django's handler and become its HTML 400 page.
@@ -69,6 +68,25 @@ class TooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is larger than allowed."
     default_code = "too_large"
+
+
+def _with_retry_after(response, error: ServiceError):
+    if "retry_after" in error.extra:  # as DRF's throttles say it
+        response["Retry-After"] = str(error.extra["retry_after"])
+    return response
+
+
+def answering(then: Callable[[Callable], HttpResponse]) -> Callable[[Callable], HttpResponse]:
+    """An API view's `OutsideCall` continuation (spaces_site/outside.py), its service errors answered as
+    the API answers them (DRF's exception handler is behind it by then)."""
+
+    def answer(outcome: Callable) -> HttpResponse:
+        try:
+            return then(outcome)
+        except ServiceError as error:
+            return _with_retry_after(JsonResponse(error.as_dict(), status=error.status), error)
+
+    return answer
 
 
 def _first_message(detail) -> str:

@@ -3,7 +3,7 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
 
@@ -12,7 +12,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spaces_site.settings")
 GC_YOUNG, GC_MIDDLE, GC_FULL = 10_000, 10, 100
 
 # Django must be set up before anything imports models (the consumers do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from spaces_site.outside import OutsideCallHandler  # noqa: E402
+
+# Django's handler, which also answers a view that waits on an outside service on the event loop.
+django_asgi_app = OutsideCallHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -88,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A view that waits on an outside service, answered in the thread under WSGI (spaces_site/outside.py).
+    "spaces_site.outside.OutsideCallMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Outermost of the rest: a view meeting a database or Redis outage becomes a 503.
@@ -310,6 +312,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Seconds the SMTP backend waits to connect and for each answer from the server; past it the
+# send fails and its task retries or reports it, rather than hanging on a server that is stuck.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Spaces <no-reply@spaces.local>")
 
 REST_FRAMEWORK = {
@@ -401,6 +406,8 @@ LIBRARY_LOGGERS = (
     "celery",
     "daphne",
     "faker",
+    "httpcore",
+    "httpx",
     "kombu",
     "PIL",
     "stripe",
@@ -441,8 +448,8 @@ if SPACES_PRESENCE_SWEEP_S <= 0 or SPACES_PRESENCE_TIMEOUT_S < 2 * SPACES_PRESEN
 SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)  # client pings: keep proxies from closing idle sockets
 SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)
-# HTTP requests in Django at once per web process; the rest wait in line before it, first come
-# first served (spaces_site/admission.py). 0: no line.
+# HTTP requests in Django at once per web process, in each of two lines: reads (GET, HEAD, OPTIONS)
+# and writes; the rest wait before it, first come first served (spaces_site/admission.py). 0: no line.
 SPACES_WEB_CONCURRENCY = env_int("SPACES_WEB_CONCURRENCY", 4)
 SPACES_WS_MAX_FRAME = env_int("SPACES_WS_MAX_FRAME", 64 * 1024)  # an SDP offer for a full stage is ~20 KiB
 # Commands per person, websocket and REST together (rooms/limits.py): per second sustained, and burst.
@@ -495,8 +502,16 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 # Connect endpoint's when account events come to a separate endpoint).
 STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRET", [])
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
-STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 20)
-STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+# Every Stripe call has a deadline (docs/ticketing.md, "When Stripe is slow or down"): each attempt
+# STRIPE_TIMEOUT_S, retried STRIPE_MAX_NETWORK_RETRIES times on a network error or a timeout, and a
+# request waits at most STRIPE_REQUEST_BUDGET_S on Stripe in all (its call then answers 503).
+STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 5)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
+STRIPE_REQUEST_BUDGET_S = env_int("STRIPE_REQUEST_BUDGET_S", 8)
+# After STRIPE_BREAKER_FAILURES failed calls in a row (per process), the site stops calling Stripe for
+# STRIPE_BREAKER_COOLDOWN_S: payments answer 503 `payments_unavailable` at once, with Retry-After.
+STRIPE_BREAKER_FAILURES = env_int("STRIPE_BREAKER_FAILURES", 5)
+STRIPE_BREAKER_COOLDOWN_S = env_int("STRIPE_BREAKER_COOLDOWN_S", 30)
 STRIPE_CONNECT_COUNTRY = os.environ.get("STRIPE_CONNECT_COUNTRY", "US")
 # Demo payments, for trying ticketing with no Stripe account (`make run` turns it on): the project's
 # own Stripe stand-in (ticketing/stripe_standin.py, its default test key and signing secret) answers

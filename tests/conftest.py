@@ -7,6 +7,7 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from ticketing.stripe_client import breaker
 
 # With SPACES_TEST_STRICT=1 (CI), a missing PostgreSQL or browser fails the run
 # instead of leaving its tests out.
@@ -46,6 +47,14 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
         reasons = "; ".join(f"{m}: {why}" for m, why in leave_out.items())
         print(f"\nLeft out {len(dropped)} tests in this pass ({reasons}).")
+
+
+@pytest.fixture(autouse=True)
+def _stripe_breaker_closed():
+    """Each test starts with Stripe's breaker closed: one that opened it mustn't refuse the next's calls."""
+    breaker.close()
+    yield
+    breaker.close()
 
 
 @pytest.fixture(autouse=True)

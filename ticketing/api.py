@@ -3,6 +3,7 @@ offer, buying, my tickets and a creator's sales. Stripe's webhook is a plain vie
 
 import threading
 
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
@@ -11,7 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from rooms import selectors as rooms_selectors
-from spaces_site.api_errors import ErrorSerializer, error_responses
+from spaces_site.api_errors import ErrorSerializer, answering, error_responses
+from spaces_site.outside import OutsideCall
 from ticketing import selectors, services
 from ticketing.eligibility import ticketed_hosting_eligibility
 from ticketing.errors import NotTicketed
@@ -80,9 +82,14 @@ class StripeOnboardingApi(APIView):
         return Response(CreatorAccountSerializer(account).data)
 
     @extend_schema(request=None, responses={200: OnboardingLinkSerializer, **error_responses(401, 403), **UNAVAILABLE})
-    def post(self, request: Request) -> Response:
-        url = services.creator_onboarding_link(user=request.user, **onboarding_urls(request))
-        return Response({"url": url})
+    def post(self, request: Request) -> HttpResponse:
+        start = services.creator_onboarding_begin(user=request.user, **onboarding_urls(request))
+        return OutsideCall(
+            wait=lambda: services.creator_onboarding_open(start),
+            then=answering(
+                lambda opened: JsonResponse({"url": services.creator_onboarding_finish(start=start, opened=opened)})
+            ),
+        )
 
 
 class SpaceTicketingApi(APIView):
@@ -127,11 +134,21 @@ class SpaceTicketBuyApi(APIView):
             **UNAVAILABLE,
         },
     )
-    def post(self, request: Request, space_id: int) -> Response:
-        # No read of the space first: `checkout_start` answers 404 for a space that doesn't exist.
-        start = services.checkout_start(buyer=request.user, space_id=space_id, **checkout_urls(request, space_id))
+    def post(self, request: Request, space_id: int) -> HttpResponse:
+        # No read of the space first: `checkout_begin` answers 404 for a space that doesn't exist.
+        begun = services.checkout_begin(buyer=request.user, space_id=space_id, **checkout_urls(request, space_id))
+        if isinstance(begun, services.CheckoutStart):
+            return self._answer(begun)
+        # The seat is held; Stripe is asked while the request waits holding nothing (spaces_site.outside).
+        return OutsideCall(
+            wait=lambda: services.checkout_session_open(begun),
+            then=answering(lambda session: self._answer(services.checkout_finish(hold=begun, session=session))),
+        )
+
+    @staticmethod
+    def _answer(start: services.CheckoutStart) -> JsonResponse:
         body = {"created": start.created, "checkout_url": start.checkout_url, "ticket": ticket_payload(start.ticket)}
-        return Response(body, status=status.HTTP_201_CREATED if start.created else status.HTTP_200_OK)
+        return JsonResponse(body, status=status.HTTP_201_CREATED if start.created else status.HTTP_200_OK)
 
 
 class MyTicketsApi(APIView):

@@ -22,7 +22,7 @@ from rooms.services import space_create, space_end
 from ticketing.services import (
     checkout_session_sync,
     checkout_start,
-    creator_account_refresh,
+    creator_account_sync,
     creator_onboarding_link,
     space_ticketing_set,
 )
@@ -59,7 +59,7 @@ def ticketed_space(creator: User, buyer: User) -> Space:
     """Connect finished for the creator, a ticketed space of theirs tomorrow, and the buyer's paid ticket."""
     site = settings.SITE_URL
     _press(creator_onboarding_link(user=creator, return_url=f"{site}/tickets/selling/", refresh_url=f"{site}/"))
-    creator_account_refresh(user=creator)
+    creator_account_sync(stripe_account_id=creator.creator_account.stripe_account_id)
     space = space_create(
         host=creator,
         title=TICKETED_TITLE,

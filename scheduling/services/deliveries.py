@@ -35,7 +35,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import audit_record
 from rooms.models import SpaceState
-from scheduling import lock_objects, realtime, selectors, tasks
+from scheduling import lock_objects, realtime, selectors, tasks, ticker
 from scheduling.models import LEAD_KINDS, Channel, Delivery, DeliveryState, Kind, Notification
 from scheduling.texts import Wording, wording
 
@@ -283,14 +283,32 @@ def queue_for_sending(delivery_ids: list[int]) -> None:
 
 
 def delivery_retry(*, actor: User, delivery_ids: list[int]) -> int:
-    """Staff send failed deliveries again (the admin's action): back to pending with attempts reset, queued."""
+    """Staff send failed deliveries again (the admin's action): back to pending with attempts reset,
+    then sent off the request (`send_soon`)."""
     with transaction.atomic():
         failed = list(Delivery.objects.filter(pk__in=delivery_ids, state=DeliveryState.FAILED).order_by("pk"))
         Delivery.objects.filter(pk__in=[d.pk for d in failed], state=DeliveryState.FAILED).update(
-            state=DeliveryState.PENDING, attempts=0, next_attempt_at=None, queued_at=timezone.now()
+            state=DeliveryState.PENDING, attempts=0, next_attempt_at=None, queued_at=None
         )
         for delivery in failed:
             audit_record(actor=actor, action="scheduling.delivery.retried", subject=delivery, error=delivery.error)
         ids = [d.pk for d in failed]
-        transaction.on_commit(lambda: queue_for_sending(ids), robust=True)
+        transaction.on_commit(lambda: send_soon(ids), robust=True)
     return len(failed)
+
+
+def send_soon(delivery_ids: list[int]) -> None:
+    """Send pending deliveries off the request, as `plan_soon` plans announcements.
+
+    In the one-command default (no broker) a send task runs where it is called, so a request that
+    queued one would wait on the mail server; there the in-process ticker's next pass sends them
+    (its `deliveries_requeue` takes pending deliveries never queued). With a broker they go to
+    send tasks. With neither a broker nor a ticker in this process (tests, a shell), they are sent
+    here.
+    """
+    if ticker.wake():
+        return
+    Delivery.objects.filter(pk__in=delivery_ids, state=DeliveryState.PENDING, queued_at__isnull=True).update(
+        queued_at=timezone.now()
+    )
+    queue_for_sending(delivery_ids)

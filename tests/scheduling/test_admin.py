@@ -1,6 +1,8 @@
 """Staff see scheduled spaces, reminders, announcements, deliveries with their state and
 notifications in the admin; they can cancel a scheduled space and send failed deliveries again."""
 
+from unittest import mock
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core import mail
@@ -96,3 +98,38 @@ def test_staff_send_failed_deliveries_again(staff, django_capture_on_commit_call
     assert "1 selected deliveries had not failed; left alone." in page
     audit = AuditEntry.objects.get(action="scheduling.delivery.retried")
     assert audit.details == {"error": "SMTPServerDisconnected: gone"}
+
+
+def test_with_the_in_process_ticker_a_delivery_sent_again_goes_from_its_pass_not_the_request(
+    staff, django_capture_on_commit_callbacks
+):
+    # given: the one-command default, where a send task would run inside the admin's request
+    space = make_scheduled_space()
+    (holder,) = give_reminders(space, 1)
+    announcement = Announcement.objects.create(space=space, occasion=Occasion.LEAD)
+    failed = Delivery.objects.create(
+        announcement=announcement,
+        user=holder,
+        space=space,
+        kind=Kind.REMINDER,
+        channel="email",
+        state=DeliveryState.FAILED,
+        attempts=5,
+    )
+
+    # when
+    with (
+        mock.patch("scheduling.ticker.wake", return_value=True) as wake,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        staff.post("/admin/scheduling/delivery/", {"action": "retry", ACTION_CHECKBOX_NAME: [failed.pk]})
+    failed.refresh_from_db()
+    after_request = (failed.state, failed.queued_at, list(mail.outbox))
+    services.due_work()  # the pass the ticker was woken for
+
+    # then
+    wake.assert_called_once_with()
+    assert after_request == (DeliveryState.PENDING, None, [])
+    failed.refresh_from_db()
+    assert failed.state == DeliveryState.SENT
+    assert [m.to for m in mail.outbox].count([holder.email]) == 1  # the pass may remind the host too

@@ -122,5 +122,7 @@ def test_when_stripe_does_not_answer_onboarding_is_a_503_that_says_so(stripe_sta
     assert answer.json() == {
         "code": "payments_unavailable",
         "detail": "Stripe didn't answer, so onboarding can't start now. Please try again.",
+        "retry_after": 5,
     }
+    assert answer["Retry-After"] == "5"
     assert not CreatorAccount.objects.exists()

@@ -1,14 +1,20 @@
 """Buying a ticket: hold a seat, open a Stripe Checkout Session for it, and settle the hold from Stripe's answer.
 
-A seat is held in one short transaction under the offer's row lock, where
-paid plus held tickets are counted against the cap; Stripe is called after
-that transaction, so buyers don't queue behind each other's network calls.
-A hold ends only from what Stripe says when asked again (never from what a
-webhook claims): `paid` when the session is complete and paid, `released`
-when it has expired.
+A checkout is three steps, so that nothing scarce waits on Stripe:
+`checkout_begin` holds a seat in one short transaction under the offer's row
+lock, where paid plus held tickets are counted against the cap;
+`checkout_session_open` asks Stripe for the session, on the event loop while
+a request waits (`spaces_site.outside`: no thread, no database connection,
+no place in the site's line); `checkout_finish` attaches the session to the
+ticket in a second short transaction, or gives the seat back if Stripe
+failed. `checkout_start` does the three in a row, blocking, for the demo and
+commands. A hold ends only from what Stripe says when asked again (never from
+what a webhook claims): `paid` when the session is complete and paid,
+`released` when it has expired.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +41,13 @@ from ticketing.errors import (
 from ticketing.fees import application_fee_minor
 from ticketing.models import SEAT_TAKING_STATES, Ticket, TicketOffer, TicketState
 from ticketing.services.refunds import refund_request
-from ticketing.stripe_client import metadata_of, stripe_client
+from ticketing.stripe_client import (
+    metadata_of,
+    payments_check,
+    payments_unavailable,
+    stripe_client,
+    stripe_client_async,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,39 +66,68 @@ class CheckoutStart:
         return self.ticket.checkout_url if self.ticket.state == TicketState.HELD else None
 
 
-def checkout_start(*, buyer: User, space_id: int, success_url: str, cancel_url: str) -> CheckoutStart:
-    """Hold a seat for `buyer` and open a Stripe Checkout Session for it; return the ticket and its URL.
+@dataclass(frozen=True)
+class CheckoutHold:
+    """A seat held for a buyer whose Checkout Session is still to be opened at Stripe."""
 
-    A buyer who already holds a seat gets their open checkout back, and one
-    who paid gets their ticket: one ticket per buyer per space. Raises
-    `SoldOut` (409) when paid plus held tickets reach the cap, `SalesClosed`
-    (409) once the space is live, `PaymentsUnavailable` (503) when Stripe
-    can't be reached (the seat is given back).
+    ticket: Ticket
+    created: bool  # False: another request of this buyer holds it and is opening its checkout now
+    params: dict  # the session Stripe is asked for: a function of the ticket, like its idempotency key
+
+
+def checkout_begin(*, buyer: User, space_id: int, success_url: str, cancel_url: str) -> CheckoutStart | CheckoutHold:
+    """Hold a seat for `buyer`: a `CheckoutHold` whose session `checkout_session_open` asks Stripe for.
+
+    A buyer who already holds a seat with an open checkout gets it back, and
+    one who paid gets their ticket (a `CheckoutStart`): one ticket per buyer
+    per space. Raises `PaymentsUnavailable` (503) at once while Stripe is
+    failing (before any hold), `SoldOut` (409) when paid plus held tickets
+    reach the cap, `SalesClosed` (409) once the space is live.
     """
+    payments_check()
     _sold_out_check(buyer=buyer, space_id=space_id)
-    client = stripe_client()  # before holding anything: no Stripe, no hold
     ticket, created, seller_account_id = _seat_hold(buyer=buyer, space_id=space_id)
     if ticket.state == TicketState.PAID or ticket.checkout_url:
         return CheckoutStart(ticket, created=False)
-
     # A new hold, or one whose checkout another request of this buyer is opening right now: the
     # parameters are a function of the ticket, so the same idempotency key gets the same session.
     params = _session_params(
         ticket, success_url=success_url, cancel_url=cancel_url, seller_account_id=seller_account_id
     )
+    return CheckoutHold(ticket, created, params)
+
+
+async def checkout_session_open(hold: CheckoutHold):
+    """Ask Stripe for the hold's Checkout Session, waiting on the event loop (no database here)."""
+    return await stripe_client_async().v1.checkout.sessions.create_async(
+        params=hold.params, options={"idempotency_key": hold.ticket.checkout_idempotency_key}
+    )
+
+
+def checkout_finish(*, hold: CheckoutHold, session: Callable[[], object]) -> CheckoutStart:
+    """Attach the session that `session()` returns to the hold's ticket; if it raises Stripe's error, give
+    a new hold's seat back and raise `PaymentsUnavailable` (503, with when to try again)."""
     try:
-        session = client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": ticket.checkout_idempotency_key}
-        )
+        opened = session()
     except stripe.StripeError as error:
-        log.warning("Checkout for ticket %s failed: %s", ticket.pk, error)
-        if created:
-            hold_release(ticket_id=ticket.pk, reason="checkout_failed")
-        raise PaymentsUnavailable(
-            "We couldn't reach our payment provider, so nothing was charged and no seat is held. "
-            "Please try again in a moment."
-        ) from error
-    return CheckoutStart(_checkout_attach(ticket=ticket, session_id=session.id, url=session.url), created)
+        log.warning("Checkout for ticket %s failed: %s", hold.ticket.pk, error)
+        if hold.created:
+            hold_release(ticket_id=hold.ticket.pk, reason="checkout_failed")
+        raise payments_unavailable(error) from error
+    return CheckoutStart(_checkout_attach(ticket=hold.ticket, session_id=opened.id, url=opened.url), hold.created)
+
+
+def checkout_start(*, buyer: User, space_id: int, success_url: str, cancel_url: str) -> CheckoutStart:
+    """The three steps in a row, blocking: for the demo's seed data and commands, never a request."""
+    begun = checkout_begin(buyer=buyer, space_id=space_id, success_url=success_url, cancel_url=cancel_url)
+    if isinstance(begun, CheckoutStart):
+        return begun
+    return checkout_finish(
+        hold=begun,
+        session=lambda: stripe_client().v1.checkout.sessions.create(
+            params=begun.params, options={"idempotency_key": begun.ticket.checkout_idempotency_key}
+        ),
+    )
 
 
 def _sold_out(cap: int, taken: int) -> SoldOut:
@@ -287,14 +328,21 @@ def checkout_session_sync(*, session_id: str) -> str:
     """Ask Stripe for the session and move its ticket to match; returns what changed, for the event log.
 
     The one path from Stripe's truth to a ticket: webhooks about sessions,
-    the success page and the sweep all end here, so events that come twice,
-    late or out of order can only repeat a move already made.
+    the success page (`checkout_session_fetch` then `checkout_session_apply`,
+    so it waits on the event loop) and the sweep all end in
+    `checkout_session_apply`, so events that come twice, late or out of
+    order can only repeat a move already made.
     """
-    session = stripe_client().v1.checkout.sessions.retrieve(session_id)
-    return _session_apply(session)
+    return checkout_session_apply(stripe_client().v1.checkout.sessions.retrieve(session_id))
 
 
-def _session_apply(session) -> str:
+async def checkout_session_fetch(*, session_id: str):
+    """The session as Stripe has it now, waiting on the event loop."""
+    return await stripe_client_async().v1.checkout.sessions.retrieve_async(session_id)
+
+
+def checkout_session_apply(session) -> str:
+    """Move the session's ticket to match what Stripe said; returns what changed."""
     reference = session.client_reference_id or metadata_of(session).get("ticket_id")
     if not reference or not str(reference).isdigit():
         return f"ignored: session {session.id} is not for a ticket"
@@ -363,7 +411,7 @@ def hold_settle(*, ticket_id: int) -> str:
         except stripe.InvalidRequestError:
             # It completed (or expired) between our two calls; ask again.
             session = client.v1.checkout.sessions.retrieve(ticket.checkout_session_id)
-    return _session_apply(session)
+    return checkout_session_apply(session)
 
 
 def holds_sweep(*, limit: int = 500) -> dict:

@@ -1,0 +1,113 @@
+"""A view that must wait on an outside service (Stripe) waits on the event loop, holding nothing scarce.
+
+Our views are sync and run in the request's thread (`SyncChainMiddleware`),
+with a place in the site's line (`spaces_site.admission`) and a database
+connection. A view whose answer depends on an outside call does its own part
+first (a seat held in a short transaction), then returns `OutsideCall(wait,
+then)` instead of a response:
+
+1. the handler (`OutsideCallHandler`, the site's ASGI handler) gives the
+   request's database connections back (to the pool, or closed), leaves the
+   line, and awaits `wait()` on the event loop: no thread, no connection, no
+   place, however long the outside takes (within its own budget);
+2. then it runs `then(outcome)` on the request's thread, where `outcome()`
+   returns what `wait` returned or raises what it raised; `then` does the
+   rest (a second short transaction) and returns the real response.
+
+The middleware chain has already answered the `OutsideCall` itself (cookies,
+security and CSP headers): the real response takes its status, body and own
+headers, and keeps the chain's headers and cookies it doesn't set. Of the
+chain's response phase only the `messages` framework's is run again, so a
+note `then` adds reaches the next page; `then` must not rely on any other
+(a session it changes is not saved). An exception in `then` is answered as
+Django answers one from a view. A client that goes away meanwhile doesn't
+cut the work short: what `wait` started is finished and recorded.
+
+Under WSGI (Django's test client) `OutsideCallMiddleware`, first in the
+chain, does the same in the request's thread.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import response_for_exception
+from django.db import connections
+from django.http import HttpRequest, HttpResponse
+
+from spaces_site.admission import LEAVE_LINE
+
+# The chain's headers the real response doesn't take: they describe the placeholder's body.
+_BODY_HEADERS = {"content-length", "content-type"}
+
+
+class OutsideCall(HttpResponse):
+    """A view's answer that waits on an outside service first (see the module's docstring)."""
+
+    def __init__(self, wait: Callable[[], Awaitable[Any]], then: Callable[[Callable[[], Any]], HttpResponse]):
+        super().__init__(status=202)
+        self.wait = wait
+        self.then = then
+
+    async def answer(self, request: HttpRequest, *, give_back: bool = True) -> HttpResponse:
+        """Wait (holding nothing), then build the real response; it carries the chain's headers."""
+        if give_back:
+            await sync_to_async(connections.close_all)()
+            leave = request.scope.get(LEAVE_LINE)
+            if leave is not None:
+                leave()
+        # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
+        return await asyncio.shield(self._finish(request))
+
+    async def _finish(self, request: HttpRequest) -> HttpResponse:
+        waiting = asyncio.ensure_future(self.wait())
+        await asyncio.wait([waiting])
+        response = await sync_to_async(self._respond)(request, waiting.result)
+        for header, value in self.items():
+            if header.lower() not in _BODY_HEADERS and header not in response:
+                response[header] = value
+        for name, morsel in self.cookies.items():
+            response.cookies.setdefault(name, morsel)
+        return response
+
+    def _respond(self, request: HttpRequest, outcome: Callable[[], Any]) -> HttpResponse:
+        try:
+            response = self.then(outcome)
+        except Exception as error:  # noqa: BLE001 - as Django's handler answers a view's exception
+            return response_for_exception(request, error)
+        # What MessageMiddleware does on the way out: the chain's pass stored only the notes before.
+        notes = getattr(request, "_messages", None)
+        if notes is not None:
+            notes.update(response)
+        return response
+
+
+class OutsideCallHandler(ASGIHandler):
+    """Django's ASGI handler, answering a view's `OutsideCall` on the event loop."""
+
+    async def run_get_response(self, request):
+        response = await super().run_get_response(request)
+        if isinstance(response, OutsideCall):
+            response = await response.answer(request)
+            response._handler_class = self.__class__
+        return response
+
+
+class OutsideCallMiddleware:
+    """First in `MIDDLEWARE`: under WSGI, where no event loop waits, answer an `OutsideCall` in the thread.
+
+    Under ASGI it passes the `OutsideCall` on to `OutsideCallHandler`.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if isinstance(response, OutsideCall) and not hasattr(request, "scope"):
+            # Nothing to give back here: the thread waits anyway, and the test client's transaction
+            # lives on the request's connection.
+            return async_to_sync(response.answer)(request, give_back=False)
+        return response
