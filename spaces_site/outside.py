@@ -36,8 +36,11 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import response_for_exception
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
+from prometheus_client import Gauge
 
 from spaces_site.admission import LEAVE_LINE
+
+WAITING = Gauge("spaces_web_outside_waits", "Requests of this web process waiting on an outside service (Stripe).")
 
 # The chain's headers the real response doesn't take: they describe the placeholder's body.
 _BODY_HEADERS = {"content-length", "content-type"}
@@ -63,7 +66,8 @@ class OutsideCall(HttpResponse):
 
     async def _finish(self, request: HttpRequest) -> HttpResponse:
         waiting = asyncio.ensure_future(self.wait())
-        await asyncio.wait([waiting])
+        with WAITING.track_inprogress():
+            await asyncio.wait([waiting])
         response = await sync_to_async(self._respond)(request, waiting.result)
         for header, value in self.items():
             if header.lower() not in _BODY_HEADERS and header not in response:

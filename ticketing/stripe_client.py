@@ -37,6 +37,7 @@ import pybreaker
 import requests
 import stripe
 from django.conf import settings
+from prometheus_client import Gauge
 
 from ticketing.errors import PaymentsUnavailable
 
@@ -89,6 +90,11 @@ def _not_an_outage(error: BaseException) -> bool:
 
 _opened = _Opened()
 breaker = pybreaker.CircuitBreaker(name="stripe", exclude=[_not_an_outage], listeners=[_opened])
+
+
+Gauge(
+    "spaces_stripe_breaker_open", "1 while this process doesn't call Stripe after repeated failures, else 0."
+).set_function(lambda: 1 if resting_for() else 0)
 
 
 def _breaker() -> pybreaker.CircuitBreaker:

@@ -20,6 +20,7 @@ import logging
 
 import psycopg
 from django.db.backends.postgresql import base
+from prometheus_client import Gauge
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 # psycopg's pool logs every failed attempt (one a second during an outage); the site logs each
@@ -69,3 +70,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if type(pool) is ConnectionPool:
             pool.__class__ = FailFastPool  # same object and options, with the behaviour above
         return pool
+
+
+def _in_use() -> int:
+    pools = base.DatabaseWrapper._connection_pools
+    return sum(stats["pool_size"] - stats["pool_available"] for stats in (p.get_stats() for p in pools.values()))
+
+
+# Read when /metrics is scraped: a request waiting on Stripe must hold none (spaces_site/outside.py).
+Gauge(
+    "spaces_db_pool_connections_in_use",
+    "Connections of this process's PostgreSQL pools lent out now (the pool's size less its idle ones).",
+).set_function(_in_use)

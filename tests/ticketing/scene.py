@@ -1,5 +1,7 @@
 """Set-up for ticketing tests: an eligible creator onboarded at the Stripe stand-in, a ticketed space, buyers."""
 
+import socket
+import threading
 from datetime import timedelta
 
 from django.test import Client
@@ -74,3 +76,26 @@ def deliver(standin: StripeStandin, event: dict, *, client: Client | None = None
     return (client or Client()).post(
         "/stripe/webhook/", data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
     )
+
+
+class HangingStripe:
+    """A TCP server that accepts every connection, reads what comes and never answers."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)  # kept open, never answered
+
+    def close(self) -> None:
+        self.socket.close()
+        for conn in self.accepted:
+            conn.close()
