@@ -74,6 +74,8 @@ class OutsideCall(HttpResponse):
                 response[header] = value
         for name, morsel in self.cookies.items():
             response.cookies.setdefault(name, morsel)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
         return response
 
     def _respond(self, request: HttpRequest, outcome: Callable[[], Any]) -> HttpResponse:
@@ -88,8 +90,15 @@ class OutsideCall(HttpResponse):
         return response
 
 
+# The scope's mark that `OutsideCallHandler` serves the request (and so answers its `OutsideCall`).
+ANSWERED_OUTSIDE = "spaces.outside.handler"
+
+
 class OutsideCallHandler(ASGIHandler):
     """Django's ASGI handler, answering a view's `OutsideCall` on the event loop."""
+
+    async def __call__(self, scope, receive, send):
+        return await super().__call__({**scope, ANSWERED_OUTSIDE: True}, receive, send)
 
     async def run_get_response(self, request):
         response = await super().run_get_response(request)
@@ -100,9 +109,10 @@ class OutsideCallHandler(ASGIHandler):
 
 
 class OutsideCallMiddleware:
-    """First in `MIDDLEWARE`: under WSGI, where no event loop waits, answer an `OutsideCall` in the thread.
+    """First in `MIDDLEWARE`: where no `OutsideCallHandler` serves the request (WSGI, Django's test
+    clients), answer an `OutsideCall` in the request's thread, which waits for it.
 
-    Under ASGI it passes the `OutsideCall` on to `OutsideCallHandler`.
+    Under the site's handler it passes the `OutsideCall` on, to be answered on the event loop.
     """
 
     def __init__(self, get_response):
@@ -110,8 +120,8 @@ class OutsideCallMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if isinstance(response, OutsideCall) and not hasattr(request, "scope"):
-            # Nothing to give back here: the thread waits anyway, and the test client's transaction
+        if isinstance(response, OutsideCall) and not getattr(request, "scope", {}).get(ANSWERED_OUTSIDE):
+            # Nothing to give back here: the thread waits anyway, and a test client's transaction
             # lives on the request's connection.
             return async_to_sync(response.answer)(request, give_back=False)
         return response

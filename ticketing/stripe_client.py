@@ -79,7 +79,7 @@ class _Opened(pybreaker.CircuitBreakerListener):
             log.error(
                 "Stripe failed %s times in a row: payments answer 503 for the next %s s", cb.fail_max, cb.reset_timeout
             )
-        elif new_state.name == pybreaker.STATE_CLOSED and old_state is not None:
+        elif new_state.name == pybreaker.STATE_CLOSED and old_state is not None and old_state.name != new_state.name:
             log.warning("Stripe answers again: payments are back")
 
 

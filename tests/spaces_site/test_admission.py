@@ -2,13 +2,14 @@
 
 import asyncio
 
-from spaces_site.admission import Admission
+from spaces_site.admission import LEAVE_LINE, Admission
 
 
 class Views:
     """An ASGI app whose requests each wait until the test lets them answer."""
 
     def __init__(self) -> None:
+        self.scopes: dict[str, dict] = {}
         self.entered: list[str] = []
         self.inside = 0
         self.most_inside = 0
@@ -17,6 +18,7 @@ class Views:
 
     async def __call__(self, scope, receive, send):
         name = scope["path"]
+        self.scopes[name] = scope
         self.entered.append(name)
         self.inside += 1
         self.most_inside = max(self.most_inside, self.inside)
@@ -30,7 +32,7 @@ class Views:
             self.inside -= 1
 
 
-async def request(app, path: str, kind: str = "http") -> list[dict]:
+async def request(app, path: str, kind: str = "http", method: str = "GET") -> list[dict]:
     sent: list[dict] = []
 
     async def send(message):
@@ -39,7 +41,7 @@ async def request(app, path: str, kind: str = "http") -> list[dict]:
     async def receive():
         return {"type": "http.request", "body": b""}
 
-    await app({"type": kind, "path": path}, receive, send)
+    await app({"type": kind, "path": path, "method": method}, receive, send)
     return sent
 
 
@@ -112,3 +114,49 @@ async def test_websockets_and_a_limit_of_zero_pass_straight_in():
     for event in views.answer.values():
         event.set()
     await asyncio.wait_for(asyncio.gather(*waiting), 2)
+
+
+async def test_a_rush_of_writes_fills_the_write_line_and_a_page_view_still_enters_at_once():
+    # given: a line of 2, and five checkouts (POST) inside or waiting
+    views = Views()
+    app = Admission(views, limit=2)
+    posts = [asyncio.ensure_future(request(app, f"/buy/{n}", method="POST")) for n in range(5)]
+    await settle()
+
+    # when: a page is asked for
+    page = asyncio.ensure_future(request(app, "/", method="GET"))
+    await settle()
+
+    # then: the page entered beside the two writes; the three other writes still wait
+    assert views.entered == ["/buy/0", "/buy/1", "/"]
+    views.answer["/"].set()
+    assert (await asyncio.wait_for(page, 2))[0]["status"] == 200
+    for n in range(5):
+        views.answer.setdefault(f"/buy/{n}", asyncio.Event()).set()
+        await settle()
+    await asyncio.wait_for(asyncio.gather(*posts), 2)
+
+
+async def test_a_request_that_leaves_the_line_to_wait_outside_lets_the_next_one_in():
+    # given: a line of 1, a checkout inside and another waiting
+    views = Views()
+    app = Admission(views, limit=1)
+    first = asyncio.ensure_future(request(app, "/buy/1", method="POST"))
+    second = asyncio.ensure_future(request(app, "/buy/2", method="POST"))
+    await settle()
+    assert views.entered == ["/buy/1"]
+
+    # when: the first gives its place back to wait on Stripe (spaces_site/outside.py), twice over
+    views.scopes["/buy/1"][LEAVE_LINE]()
+    views.scopes["/buy/1"][LEAVE_LINE]()
+    await settle()
+
+    # then: the second is in, and only one place was given back (a third still waits)
+    third = asyncio.ensure_future(request(app, "/buy/3", method="POST"))
+    await settle()
+    assert views.entered == ["/buy/1", "/buy/2"]
+    for name in ("/buy/1", "/buy/2", "/buy/3"):
+        views.answer.setdefault(name, asyncio.Event()).set()
+        await settle()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 2)
+    assert views.entered == ["/buy/1", "/buy/2", "/buy/3"]

@@ -1,0 +1,109 @@
+"""A view that waits on an outside service (spaces_site/outside.py): its wait runs on the event loop, its
+answer carries what the middleware chain added, and what its continuation says reaches the person."""
+
+import asyncio
+
+import pytest
+from django.contrib import messages
+from django.http import HttpResponse
+from django.urls import path
+
+from spaces_site.outside import OutsideCall, OutsideCallHandler
+
+pytestmark = pytest.mark.urls(__name__)
+
+waits: list[asyncio.AbstractEventLoop] = []
+
+
+async def outside_answer() -> str:
+    waits.append(asyncio.get_running_loop())
+    await asyncio.sleep(0)
+    return "opened"
+
+
+async def outside_failure() -> str:
+    raise ConnectionError("Stripe hung up")
+
+
+def waiting_view(request):
+    def then(outcome) -> HttpResponse:
+        messages.success(request, "Checkout opened.")
+        return HttpResponse(f"outside said {outcome()}", status=201)
+
+    return OutsideCall(wait=outside_answer, then=then)
+
+
+def failing_view(request):
+    def then(outcome) -> HttpResponse:
+        try:
+            outcome()
+        except ConnectionError as error:
+            return HttpResponse(f"unavailable: {error}", status=503)
+        return HttpResponse("never")
+
+    return OutsideCall(wait=outside_failure, then=then)
+
+
+def broken_view(request):
+    def then(outcome) -> HttpResponse:
+        raise RuntimeError("a bug in the continuation")
+
+    return OutsideCall(wait=outside_answer, then=then)
+
+
+urlpatterns = [
+    path("wait/", waiting_view),
+    path("fail/", failing_view),
+    path("broken/", broken_view),
+]
+
+
+async def asgi_get(path_: str) -> tuple[int, dict, bytes]:
+    """One GET through the site's ASGI handler (not the test client's), as daphne would send it."""
+    sent: list[dict] = []
+    inbox = asyncio.Queue()
+    await inbox.put({"type": "http.request", "body": b"", "more_body": False})
+
+    async def receive():
+        return await inbox.get()
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path_, "raw_path": path_.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }  # fmt: skip
+    await asyncio.wait_for(OutsideCallHandler()(scope, receive, send), 5)
+    start = sent[0]
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_the_site_handler_the_wait_runs_on_its_loop_and_the_answer_keeps_the_chain_headers():
+    waits.clear()
+
+    status, headers, body = await asgi_get("/wait/")
+
+    assert (status, body) == (201, b"outside said opened")
+    assert waits == [asyncio.get_running_loop()]  # on the server's loop, not a thread's own
+    assert headers["x-frame-options"] == "DENY"  # added by the chain to the placeholder, kept
+    assert "content-security-policy" in headers
+    assert "messages=" in headers.get("set-cookie", "")  # the continuation's note is stored
+    assert headers["content-length"] == str(len(body))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_continuation_that_raises_is_answered_as_a_views_exception_is():
+    status, _, _ = await asgi_get("/broken/")
+
+    assert status == 500
+
+
+def test_under_wsgi_the_request_thread_waits_and_the_continuation_sees_the_failure(client):
+    answer = client.get("/fail/")
+
+    assert (answer.status_code, answer.content) == (503, b"unavailable: Stripe hung up")
+    assert answer["X-Frame-Options"] == "DENY"
