@@ -8,10 +8,11 @@
 It makes its own PostgreSQL database (`DATABASE_URL`, or the default above; an
 existing database of that name is dropped first, and the database is dropped
 again at the end unless `--keep-db`), migrates it, starts our Stripe stand-in
-(`ticketing.stripe_standin`) in this process and daphne on a free port of
-127.0.0.1 with `STRIPE_API_BASE` pointing at the stand-in, and seeds an
-eligible, onboarded creator, one scheduled ticketed space with C seats
-(`--cap`) and 2 x N buyers (`--buyers`) with API tokens.
+(`ticketing.stripe_standin`) in this process and daphne (DEBUG off, static
+files collected once into a scratch folder, as the home page needs them) on a
+free port of 127.0.0.1 with `STRIPE_API_BASE` pointing at the stand-in, and
+seeds an eligible, onboarded creator, one scheduled ticketed space with C
+seats (`--cap`) and 2 x N buyers (`--buyers`) with API tokens.
 
 Round 1: N threads, one connection each, connect, wait `--quiet-s` (3) and
 are released together; each POSTs `/api/spaces/<id>/tickets/` once: exactly
@@ -25,7 +26,8 @@ A slow Stripe, `--stripe-latency-ms N`: daphne's `STRIPE_API_BASE` points at
 a TCP proxy (bench/stripe_delay_proxy.py) that forwards to the stand-in and
 holds each response back N ms before its first byte (each request of a
 keep-alive connection too). The proxy is a process of its own, so its delay
-doesn't wait on the GIL behind this process's client threads. With
+doesn't wait on the GIL behind this process's client threads. Without
+`--stripe-latency-ms` or `--stripe-hang` there is no proxy. With
 `--compare-instant` the whole bench runs twice, each time with a fresh
 database, stand-in and daphne: first through the proxy with no delay (so the
 two runs differ only in the delay), then with N ms; the instant run's main
@@ -43,8 +45,9 @@ another: each must get a 201, without a restart of daphne. The hang mode has
 no webhooks and no round 2; it combines with `--stripe-latency-ms`.
 
 Daphne's environment: `STRIPE_BREAKER_COOLDOWN_S` from `--breaker-cooldown-s`
-(5 here), `STRIPE_REQUEST_BUDGET_S` from `--stripe-budget-s` (unset by
-default: the site's own), and `STRIPE_TIMEOUT_S`, `STRIPE_MAX_NETWORK_RETRIES`,
+(5 by default here, shorter than the site's own), `STRIPE_REQUEST_BUDGET_S` from
+`--stripe-budget-s` (unset by default: the site's own), both whole seconds,
+and `STRIPE_TIMEOUT_S`, `STRIPE_MAX_NETWORK_RETRIES`,
 `STRIPE_BREAKER_FAILURES` as in the bench's own environment.
 `SPACES_API_ANON_RATE` is 100000/min unless set, as the bystander below is
 an anonymous visitor at 5 API requests a second.
@@ -82,7 +85,8 @@ Figures (round 1 unless named):
   `sessions_without_seat` (Checkout Sessions at the stand-in, not expired,
   that no held or paid ticket names): both must be 0;
 - `stripe_proxy`: what the proxy did (connections, responses delayed, chunks
-  thrown away), with `stripe_latency_ms` and `stripe_hang`.
+  thrown away), with `stripe_latency_ms` and `stripe_hang`; `web_concurrency`,
+  `site_web_concurrency`, `cores`; `bystander_error_samples`, `instant`.
 
 Goals (the issue's): 0 oversold, 0 sessions without a seat, 0 errors, 0
 bystander errors; outside the hang mode C checkouts, N - C sold out, all of
@@ -94,7 +98,8 @@ mode no 201 in round 1, every 503 with `Retry-After`, the slowest 503 within
 The last line is one JSON object with the figures, `goal` (a bound as
 "<= x" / ">= x", else the exact value), `goal_met` (a boolean per goal) and
 `met` (all of them, and the instant run's too); the exit status is 0 when
-met. Client and server share the machine's cores.
+met. `--log FILE` appends daphne's output to FILE. Client and server share
+the machine's cores.
 
 The site lets at most `SPACES_WEB_CONCURRENCY` requests into Django at once
 per process (4 by default; the rest wait in line, first come first served:
@@ -479,7 +484,7 @@ def site_env(args: argparse.Namespace) -> dict:
         "DEBUG": "0",
         "SECRET_KEY": "ticket-rush-benchmark-only-not-a-secret-0123456789abcdefghij",
         "CELERY_TASK_ALWAYS_EAGER": "1",
-        "STRIPE_BREAKER_COOLDOWN_S": f"{args.breaker_cooldown_s:g}",
+        "STRIPE_BREAKER_COOLDOWN_S": str(args.breaker_cooldown_s),
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
         "TICKET_RUSH_WEB_CONCURRENCY": str(args.web_concurrency),
@@ -491,7 +496,7 @@ def site_env(args: argparse.Namespace) -> dict:
         "PYTHONPATH": os.pathsep.join([str(args.scratch), str(ROOT), str(ROOT / "bench")]),
     }
     if args.stripe_budget_s is not None:
-        env["STRIPE_REQUEST_BUDGET_S"] = f"{args.stripe_budget_s:g}"
+        env["STRIPE_REQUEST_BUDGET_S"] = str(args.stripe_budget_s)
     return env
 
 
@@ -678,8 +683,8 @@ def main() -> int:
     parser.add_argument("--compare-instant", action="store_true", help="run once with no delay first")
     parser.add_argument("--stripe-hang", action="store_true", help="Stripe never answers in round 1")
     parser.add_argument("--recovery-buyers", type=int, default=10, help="after the hang (at most --cap)")
-    parser.add_argument("--breaker-cooldown-s", type=float, default=5.0, help="the site's STRIPE_BREAKER_COOLDOWN_S")
-    parser.add_argument("--stripe-budget-s", type=float, help="the site's STRIPE_REQUEST_BUDGET_S (its own default)")
+    parser.add_argument("--breaker-cooldown-s", type=int, default=5, help="the site's STRIPE_BREAKER_COOLDOWN_S")
+    parser.add_argument("--stripe-budget-s", type=int, help="the site's STRIPE_REQUEST_BUDGET_S (its own default)")
     parser.add_argument("--quiet-s", type=float, default=3.0, help="the bystander alone before the rush")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--log", help="append daphne's log here")
@@ -719,8 +724,8 @@ def runs(args: argparse.Namespace) -> dict:
     if args.compare_instant:
         say("run 1 of 2: Stripe instant (through the proxy, no delay)")
         instant = run(args, latency_ms=0, hang=False)
-        instant_goal = goals_of(args, instant, None)
-        instant.update(goal_met=goal_met(instant, instant_goal), met=all(goal_met(instant, instant_goal).values()))
+        instant["goal_met"] = goal_met(instant, goals_of(args, instant, None))
+        instant["met"] = all(instant["goal_met"].values())
         say(f"run 2 of 2: Stripe +{args.stripe_latency_ms} ms")
     figures = run(args, latency_ms=args.stripe_latency_ms, hang=args.stripe_hang)
     if instant is not None:

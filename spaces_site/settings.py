@@ -505,9 +505,9 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rs
 # Every Stripe call has a deadline (docs/ticketing.md, "When Stripe is slow or down"): each attempt
 # STRIPE_TIMEOUT_S, retried STRIPE_MAX_NETWORK_RETRIES times on a network error or a timeout, and a
 # request waits at most STRIPE_REQUEST_BUDGET_S on Stripe in all (its call then answers 503).
-STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 5)
+STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 4)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
-STRIPE_REQUEST_BUDGET_S = env_int("STRIPE_REQUEST_BUDGET_S", 8)
+STRIPE_REQUEST_BUDGET_S = env_int("STRIPE_REQUEST_BUDGET_S", 6)
 # After STRIPE_BREAKER_FAILURES failed calls in a row (per process), the site stops calling Stripe for
 # STRIPE_BREAKER_COOLDOWN_S: payments answer 503 `payments_unavailable` at once, with Retry-After.
 STRIPE_BREAKER_FAILURES = env_int("STRIPE_BREAKER_FAILURES", 5)

@@ -81,6 +81,18 @@ def hold_settle_task(self, ticket_id: int) -> str:
         return _retry(self, _backoff(self.request.retries))
 
 
+@shared_task(bind=True, max_retries=WEBHOOK_MAX_RETRIES, acks_late=True)
+def creator_account_sync_task(self, stripe_account_id: str) -> str:
+    """Read a creator's account from Stripe again (the admin's "read again"); retried while Stripe fails."""
+    try:
+        return services.creator_account_sync(stripe_account_id=stripe_account_id)
+    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+        if self.request.retries >= WEBHOOK_MAX_RETRIES:
+            log.warning("Account %s not read again: %s", stripe_account_id, error)
+            return "failed"
+        return _retry(self, _backoff(self.request.retries))
+
+
 @shared_task
 def holds_sweep_task() -> dict:
     """Celery beat: settle holds whose webhook never came, and queue refunds whose task was lost."""
