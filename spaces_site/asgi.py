@@ -14,10 +14,11 @@ GC_YOUNG, GC_MIDDLE, GC_FULL = 10_000, 10, 100
 # Django must be set up before anything imports models (the consumers do).
 django.setup(set_prefix=False)
 
-from spaces_site.outside import OutsideCallHandler  # noqa: E402
+from spaces_site.handler import SiteHandler  # noqa: E402
 
-# Django's handler, which also answers a view that waits on an outside service on the event loop.
-django_asgi_app = OutsideCallHandler()
+# Django's handler, with the chain and the view in the request's thread, entered once, and a view that
+# waits on an outside service answered on the event loop (spaces_site/handler.py).
+django_asgi_app = SiteHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -44,25 +44,3 @@ class OutageMiddleware:
             return None
         _outage.failed(exception)
         return unavailable_response(request)
-
-
-class SyncChainMiddleware:
-    """Last in `MIDDLEWARE`, and sync only, so that every middleware above runs in sync mode.
-
-    Under ASGI, Django runs a middleware that can go either way in the mode of
-    what it wraps, and an async `MiddlewareMixin` runs each of its hooks
-    through `sync_to_async`: the site's chain (sessions, CSRF, auth, messages,
-    ...) hopped between the event loop and the request's thread about a dozen
-    times per request. With this at the bottom, the chain and the view (our
-    views are sync) run in the request's thread, entered once
-    (bench/ticket_rush.py, docs/benchmarks.md).
-    """
-
-    sync_capable = True
-    async_capable = False
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)

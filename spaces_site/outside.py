@@ -1,12 +1,12 @@
 """A view that must wait on an outside service (Stripe) waits on the event loop, holding nothing scarce.
 
-Our views are sync and run in the request's thread (`SyncChainMiddleware`),
+Our views are sync and run in the request's thread (`spaces_site.handler`),
 with a place in the site's line (`spaces_site.admission`) and a database
 connection. A view whose answer depends on an outside call does its own part
 first (a seat held in a short transaction), then returns `OutsideCall(wait,
 then)` instead of a response:
 
-1. the handler (`OutsideCallHandler`, the site's ASGI handler) gives the
+1. the site's ASGI handler (`spaces_site.handler.SiteHandler`) gives the
    request's database connections back (to the pool, or closed), leaves the
    line, and awaits `wait()` on the event loop: no thread, no connection, no
    place, however long the outside takes (within its own budget);
@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import response_for_exception
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
@@ -90,26 +89,13 @@ class OutsideCall(HttpResponse):
         return response
 
 
-# The scope's mark that `OutsideCallHandler` serves the request (and so answers its `OutsideCall`).
+# The scope's mark that the site's handler (`spaces_site.handler.SiteHandler`) serves the request, and so
+# answers its `OutsideCall` on the event loop.
 ANSWERED_OUTSIDE = "spaces.outside.handler"
 
 
-class OutsideCallHandler(ASGIHandler):
-    """Django's ASGI handler, answering a view's `OutsideCall` on the event loop."""
-
-    async def __call__(self, scope, receive, send):
-        return await super().__call__({**scope, ANSWERED_OUTSIDE: True}, receive, send)
-
-    async def run_get_response(self, request):
-        response = await super().run_get_response(request)
-        if isinstance(response, OutsideCall):
-            response = await response.answer(request)
-            response._handler_class = self.__class__
-        return response
-
-
 class OutsideCallMiddleware:
-    """First in `MIDDLEWARE`: where no `OutsideCallHandler` serves the request (WSGI, Django's test
+    """First in `MIDDLEWARE`: where the site's handler doesn't serve the request (WSGI, Django's test
     clients), answer an `OutsideCall` in the request's thread, which waits for it.
 
     Under the site's handler it passes the `OutsideCall` on, to be answered on the event loop.

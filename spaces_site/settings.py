@@ -104,8 +104,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a sign-in that django-axes refused into its lockout answer (AXES_LOCKOUT_CALLABLE).
     "axes.middleware.AxesMiddleware",
-    # Last: the chain above runs in one thread per request (see its docstring).
-    "spaces_site.middleware.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "spaces_site.urls"

@@ -8,7 +8,8 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.urls import path
 
-from spaces_site.outside import OutsideCall, OutsideCallHandler
+from spaces_site.handler import SiteHandler
+from spaces_site.outside import OutsideCall
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -75,7 +76,7 @@ async def asgi_get(path_: str) -> tuple[int, dict, bytes]:
         "path": path_, "raw_path": path_.encode(), "query_string": b"", "root_path": "",
         "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
     }  # fmt: skip
-    await asyncio.wait_for(OutsideCallHandler()(scope, receive, send), 5)
+    await asyncio.wait_for(SiteHandler()(scope, receive, send), 5)
     start = sent[0]
     headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
