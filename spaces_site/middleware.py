@@ -44,3 +44,25 @@ class OutageMiddleware:
             return None
         _outage.failed(exception)
         return unavailable_response(request)
+
+
+class SyncChainMiddleware:
+    """Last in `MIDDLEWARE`, and sync only, so that under Django's own ASGI handler every middleware
+    above runs in sync mode.
+
+    The site's handler (`spaces_site.handler.SiteHandler`) builds the chain in
+    sync mode anyway and enters it once. Django's `ASGIHandler` (its
+    `AsyncClient` in tests) builds it in async mode, where a middleware that
+    can go either way runs each hook through `sync_to_async`; this keeps that
+    chain in one thread too. Without it, a test through `AsyncClient` left
+    asgiref's thread handling so that a later test's websocket teardown hung.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)

@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a sign-in that django-axes refused into its lockout answer (AXES_LOCKOUT_CALLABLE).
     "axes.middleware.AxesMiddleware",
+    # Last: under Django's own ASGI handler too, the chain above runs in one thread (see its docstring).
+    "spaces_site.middleware.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "spaces_site.urls"
