@@ -1,5 +1,6 @@
 """Set-up for ticketing tests: an eligible creator onboarded at the Stripe stand-in, a ticketed space, buyers."""
 
+import contextlib
 import socket
 import threading
 from datetime import timedelta
@@ -96,6 +97,9 @@ class HangingStripe:
             self.accepted.append(conn)  # kept open, never answered
 
     def close(self) -> None:
+        # On Linux a close alone doesn't wake the thread blocked in accept(); a shutdown does.
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
         self.socket.close()
         for conn in self.accepted:
             conn.close()
