@@ -108,3 +108,22 @@ def test_under_wsgi_the_request_thread_waits_and_the_continuation_sees_the_failu
 
     assert (answer.status_code, answer.content) == (503, b"unavailable: Stripe hung up")
     assert answer["X-Frame-Options"] == "DENY"
+
+
+def test_the_request_log_writes_the_real_answer_after_the_wait(client, settings, caplog):
+    # given: make run's one line per request
+    at = settings.MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:at],
+        "spaces_site.request_log.RequestLogMiddleware",
+        *settings.MIDDLEWARE[at:],
+    ]
+
+    # when
+    with caplog.at_level("INFO", logger="spaces_site.requests"):
+        client.get("/wait/")
+
+    # then: one line, with the status the person got, not the placeholder's
+    lines = [record.getMessage() for record in caplog.records if record.name == "spaces_site.requests"]
+    assert len(lines) == 1
+    assert lines[0].startswith("GET /wait/ 201 ")
