@@ -50,6 +50,23 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_redis_channel_layer():
+    """In the Redis pass, each test gets its own channel layer object.
+
+    A process in production runs one event loop; the suite runs hundreds, some of them in other
+    threads (`async_to_sync`). A layer shared by all of them kept a receive's state from one loop to
+    the next, and a later test's refused socket then waited for ever on it as its loop closed (seen
+    in tests/spaces_site/test_websocket_origin.py, only after the rest of the pass). The messages
+    live in Redis, so a fresh object loses nothing; the in-memory layer of the SQLite pass is kept.
+    """
+    yield
+    if settings.REDIS_URL:
+        from channels.layers import channel_layers
+
+        channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _stripe_breaker_closed():
     """Each test starts with Stripe's breaker closed: one that opened it mustn't refuse the next's calls."""
     breaker.close()
