@@ -2,6 +2,7 @@
 answer carries what the middleware chain added, and what its continuation says reaches the person."""
 
 import asyncio
+import threading
 
 import pytest
 from django.contrib import messages
@@ -82,14 +83,33 @@ async def asgi_get(path_: str) -> tuple[int, dict, bytes]:
     return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
 
 
+def served(path_: str) -> tuple[tuple[int, dict, bytes], asyncio.AbstractEventLoop]:
+    """`asgi_get` on an event loop of its own in a thread of its own, as daphne's is: the test's own loop
+    and thread keep none of what the handler's requests leave behind."""
+    answer: dict = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            answer["result"] = loop.run_until_complete(asgi_get(path_))
+            answer["loop"] = loop
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(timeout=10)
+    return answer["result"], answer["loop"]
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_under_the_site_handler_the_wait_runs_on_its_loop_and_the_answer_keeps_the_chain_headers():
+def test_under_the_site_handler_the_wait_runs_on_its_loop_and_the_answer_keeps_the_chain_headers():
     waits.clear()
 
-    status, headers, body = await asgi_get("/wait/")
+    (status, headers, body), loop = served("/wait/")
 
     assert (status, body) == (201, b"outside said opened")
-    assert waits == [asyncio.get_running_loop()]  # on the server's loop, not a thread's own
+    assert waits == [loop]  # on the server's loop, not a thread's own
     assert headers["x-frame-options"] == "DENY"  # added by the chain to the placeholder, kept
     assert "content-security-policy" in headers
     assert "messages=" in headers.get("set-cookie", "")  # the continuation's note is stored
@@ -97,8 +117,8 @@ async def test_under_the_site_handler_the_wait_runs_on_its_loop_and_the_answer_k
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_continuation_that_raises_is_answered_as_a_views_exception_is():
-    status, _, _ = await asgi_get("/broken/")
+def test_a_continuation_that_raises_is_answered_as_a_views_exception_is():
+    (status, _, _), _ = served("/broken/")
 
     assert status == 500
 
