@@ -53,11 +53,10 @@ def pytest_collection_modifyitems(config, items):
 def _fresh_redis_channel_layer():
     """In the Redis pass, each test gets its own channel layer object.
 
-    A process in production runs one event loop; the suite runs hundreds, some of them in other
-    threads (`async_to_sync`). A layer shared by all of them kept a receive's state from one loop to
-    the next, and a later test's refused socket then waited for ever on it as its loop closed (seen
-    in tests/spaces_site/test_websocket_origin.py, only after the rest of the pass). The messages
-    live in Redis, so a fresh object loses nothing; the in-memory layer of the SQLite pass is kept.
+    A process in production runs one event loop; the suite runs hundreds, some in other threads
+    (`async_to_sync`), and a layer object shared by all of them carries its receive state from one
+    test's loop to the next. The messages live in Redis, so a fresh object loses nothing; the
+    in-memory layer of the SQLite pass is kept.
     """
     yield
     if settings.REDIS_URL:
