@@ -11,7 +11,7 @@ from media.errors import ClipNotFound, RecordingNotFound
 from media.models import Clip, Recording
 from media.recording import services
 from media.serializers import ClipFromReplaySerializer, ClipSerializer, RecordingSerializer
-from rooms.selectors import space_get
+from rooms.selectors import ensure_may_replay, space_get
 from spaces_site.api_errors import error_responses
 
 
@@ -23,7 +23,7 @@ class SpaceRecordingsApi(APIView):
     @extend_schema(responses={200: RecordingSerializer(many=True), **error_responses(403, 404)})
     def get(self, request: Request, space_id: int) -> Response:
         space = space_get(space_id=space_id)
-        selectors.ensure_may_hear(viewer=request.user, space=space)
+        ensure_may_replay(user=request.user, space=space)
         return Response(RecordingSerializer(selectors.replay_parts(space=space), many=True).data)
 
 

@@ -1,4 +1,4 @@
-from spaces_site.errors import Conflict, InvalidRequest, NotAllowed, NotFound
+from spaces_site.errors import Conflict, InvalidRequest, NotFound
 
 
 class RecordingNotFound(NotFound):
@@ -7,12 +7,6 @@ class RecordingNotFound(NotFound):
 
 class ClipNotFound(NotFound):
     code = "clip_not_found"
-
-
-class ReplayRefused(NotAllowed):
-    """Who may hear a space's replay and clips: its ticket holders for a ticketed one, nobody the host blocked."""
-
-    code = "replay_refused"
 
 
 class NotRecording(Conflict):

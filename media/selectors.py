@@ -4,10 +4,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Block, User
-from media.errors import ClipNotFound, RecordingNotFound, ReplayRefused
+from media.errors import ClipNotFound, RecordingNotFound
 from media.models import Clip, ClipState, Recording, RecordingState
 from rooms.models import Space
-from rooms.selectors import replay_decision
+from rooms.selectors import ensure_may_replay, replay_decision
 
 
 def replay_parts(*, space: Space) -> list[Recording]:
@@ -28,7 +28,7 @@ def recording_get(*, recording_id: int, viewer: User) -> Recording:
     )
     if recording is None:
         raise RecordingNotFound(f"No recording with id {recording_id}.")
-    ensure_may_hear(viewer=viewer, space=recording.space)
+    ensure_may_replay(user=viewer, space=recording.space)
     return recording
 
 
@@ -36,14 +36,8 @@ def clip_get(*, token: str, viewer: User) -> Clip:
     clip = Clip.objects.select_related("space", "space__host", "maker").filter(token=token).first()
     if clip is None:
         raise ClipNotFound("No such clip (it may have expired).")
-    ensure_may_hear(viewer=viewer, space=clip.space)
+    ensure_may_replay(user=viewer, space=clip.space)
     return clip
-
-
-def ensure_may_hear(*, viewer: User, space: Space) -> None:
-    decision = replay_decision(user=viewer, space=space)
-    if not decision.allowed:
-        raise ReplayRefused(decision.detail, code=decision.code)
 
 
 def replays_of(*, host: User, viewer: User, limit: int = 20) -> list[Recording]:

@@ -8,7 +8,6 @@ from rest_framework.views import APIView
 
 from accounts.selectors import user_get
 from rooms import commands, selectors, services
-from rooms.errors import TranscriptRefused
 from rooms.models import Participant, Space
 from rooms.payloads import numbers_payload, participant_payload, space_payload
 from rooms.serializers import (
@@ -100,8 +99,7 @@ class SpaceTranscriptApi(generics.ListAPIView):
 
     def get_queryset(self):
         space = selectors.space_get(space_id=self.kwargs["space_id"])
-        if not selectors.may_read_transcript(user=self.request.user, space=space):
-            raise TranscriptRefused("This transcript is for the space's ticket holders.")
+        selectors.ensure_may_replay(user=self.request.user, space=space)
         return selectors.transcript_lines(space=space)
 
 

@@ -46,8 +46,11 @@ class RateLimited(InvalidRequest):
     code = "rate_limited"
 
 
-class TranscriptRefused(NotAllowed):
-    code = "transcript_refused"
+class ReplayRefused(NotAllowed):
+    """What an ended space leaves (its replay, transcript and clips) is not for this person:
+    `rooms.selectors.replay_decision` says why, and its code is the answer's."""
+
+    code = "replay_refused"
 
 
 class NumbersRefused(NotAllowed):

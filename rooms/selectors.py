@@ -10,7 +10,7 @@ from django.db.models.expressions import RawSQL
 
 from accounts.models import Block, Follow, User
 from rooms import feeds
-from rooms.errors import EntryRefused, NumbersRefused, SpaceNotFound
+from rooms.errors import EntryRefused, NumbersRefused, ReplayRefused, SpaceNotFound
 from rooms.models import (
     STAGE_ROLES,
     CaptionLine,
@@ -80,21 +80,30 @@ def _admitted_without_ticket(*, user: User, space: Space) -> bool:
 
 
 def replay_decision(*, user: User, space: Space) -> Entry:
-    """May this user hear a space's replay and its clips? Nobody the host blocked or removed; for a
-    ticketed space, its host, ticket holders and those it let in without one."""
+    """May this user hear a space's replay, read its transcript (page, API, WebVTT) and see or play its
+    clips? One answer for all of them. Nobody the host blocked or removed from the space; for a ticketed
+    space, its host, paid ticket holders (`rooms.passes`: a refunded ticket is no pass) and those it let
+    in without one; being in the space once is not enough. Staff and the host always."""
     if user.is_authenticated and (user.pk == space.host_id or user.is_staff):
         return Entry(True, "host", "Your space." if user.pk == space.host_id else "Staff.")
     if user.is_authenticated and (
         SpaceBlock.objects.filter(space=space, user=user).exists()
         or Block.objects.filter(blocker_id=space.host_id, blocked=user).exists()
     ):
-        return Entry(False, "blocked", "You can't hear this space's replay.")
+        return Entry(False, "blocked", "You can't hear this space's replay or read its transcript.")
     if space.is_ticketed:
         if not user.is_authenticated:
-            return Entry(False, "login_required", "Log in with a ticket to hear this replay.")
+            return Entry(False, "login_required", "Log in with a ticket to hear this replay or read its transcript.")
         if not _admitted_without_ticket(user=user, space=space) and not holds_pass(user=user, space=space):
-            return Entry(False, "ticket_required", "This space's replay is for its ticket holders.")
+            return Entry(False, "ticket_required", "This space's replay and transcript are for its ticket holders.")
     return Entry(True, "allowed", "Enjoy the replay.")
+
+
+def ensure_may_replay(*, user: User, space: Space) -> None:
+    """`replay_decision` for the endpoints: ReplayRefused (403) with its code and reason when refused."""
+    decision = replay_decision(user=user, space=space)
+    if not decision.allowed:
+        raise ReplayRefused(decision.detail, code=decision.code)
 
 
 def ensure_may_enter(*, user: User, space: Space) -> None:
@@ -254,20 +263,6 @@ def upcoming_spaces(*, viewer: User, limit: int = 20, ties: FeedTies | None = No
         spaces = feeds.space_cards().filter(state=SpaceState.SCHEDULED).exclude(host_id__in=hiding)
         kept = list(spaces.order_by("scheduled_for", "pk")[:limit])
     return feeds.card_links(kept[:limit])
-
-
-def may_read_transcript(*, user: User, space: Space) -> bool:
-    """A free space's transcript is as public as its page; a ticketed one's is for its host, the people
-    who were in it, and ticket holders."""
-    if not space.is_ticketed:
-        return True
-    if not user.is_authenticated:
-        return False
-    return (
-        user.pk == space.host_id
-        or Participant.objects.filter(space=space, user=user).exists()
-        or holds_pass(user=user, space=space)
-    )
 
 
 def transcript_lines(*, space: Space) -> QuerySet[CaptionLine]:

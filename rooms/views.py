@@ -95,7 +95,7 @@ def space_page(request: HttpRequest, space_id: int) -> HttpResponse:
         raise Http404(error.detail) from error
     transcript = (
         list(selectors.transcript_lines(space=space))
-        if space.state == SpaceState.ENDED and selectors.may_read_transcript(user=request.user, space=space)
+        if space.state == SpaceState.ENDED and selectors.replay_decision(user=request.user, space=space).allowed
         else []
     )
     context = {
@@ -117,8 +117,9 @@ def space_transcript_vtt(request: HttpRequest, space_id: int) -> HttpResponse:
         space = selectors.space_get(space_id=space_id)
     except SpaceNotFound as error:
         raise Http404(error.detail) from error
-    if not selectors.may_read_transcript(user=request.user, space=space):
-        raise PermissionDenied("This transcript is for the space's ticket holders.")
+    decision = selectors.replay_decision(user=request.user, space=space)
+    if not decision.allowed:
+        raise PermissionDenied(decision.detail)
     response = HttpResponse(webvtt(selectors.transcript_lines(space=space)), content_type="text/vtt; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="space-{space.pk}-transcript.vtt"'
     return response

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_record
-from media.errors import BadClip, NotRecording, RecordingNotFound, ReplayRefused
+from media.errors import BadClip, NotRecording, RecordingNotFound
 from media.models import Clip, ClipState, Recording, RecordingState
 from media.recording import ogg
 from media.signalling import CLIP, worker_channel
@@ -179,12 +179,6 @@ def _store_clip(clip: Clip, source, *, recording_id: int, start_ms: int, end_ms:
 # The web's side
 
 
-def _ensure_may_hear(user: User, space: Space) -> None:
-    decision = rooms_selectors.replay_decision(user=user, space=space)
-    if not decision.allowed:
-        raise ReplayRefused(decision.detail, code=decision.code)
-
-
 def clip_from_replay(*, actor: User, recording_id: int, start_ms: int, duration_ms: int = CLIP_MAX_MS) -> Clip:
     """Anyone who may hear a recorded space clips up to 30 s of its replay (packets copied, no re-encode)."""
     if not actor.is_authenticated:
@@ -192,7 +186,7 @@ def clip_from_replay(*, actor: User, recording_id: int, start_ms: int, duration_
     recording = Recording.objects.select_related("space").filter(pk=recording_id, state=RecordingState.READY).first()
     if recording is None:
         raise RecordingNotFound(f"No recording with id {recording_id}.")
-    _ensure_may_hear(actor, recording.space)
+    rooms_selectors.ensure_may_replay(user=actor, space=recording.space)
     if not CLIP_MIN_MS <= duration_ms <= CLIP_MAX_MS:
         raise BadClip(f"A clip is from {CLIP_MIN_MS // 1000} to {CLIP_MAX_MS // 1000} seconds.")
     if not 0 <= start_ms < recording.duration_ms:

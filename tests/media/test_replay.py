@@ -80,7 +80,7 @@ def test_a_ticketed_spaces_replay_is_for_its_ticket_holders_and_host(client):
     assert anonymous.status_code == 403
     assert refused.status_code == 403
     assert b"<audio" not in page.content
-    assert "This space&#x27;s replay is for its ticket holders." in page.content.decode()
+    assert "This space&#x27;s replay and transcript are for its ticket holders." in page.content.decode()
     assert (allowed.status_code, host.status_code) == (206, 206)
 
 

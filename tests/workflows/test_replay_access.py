@@ -1,0 +1,133 @@
+"""One rule for what an ended ticketed space leaves behind: its replay (page, API, audio file), its
+transcript (page, API, WebVTT) and its clips (page, API, audio) are for the host and paid ticket
+holders; someone refunded, blocked by the host, removed from the space, or without a ticket gets
+none of them, even if they were in the space (`rooms.selectors.replay_decision`, the ticket check
+given to rooms by `workflows.apps`)."""
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts import services as accounts_services
+from media.recording.services import clip_from_replay
+from rooms import services
+from rooms.models import Space
+from tests.factories import UserFactory
+from tests.media.replay_files import recording_of
+from tests.rooms.scene import make_host, make_space, seat
+from ticketing.models import Ticket, TicketState
+
+pytestmark = pytest.mark.django_db
+
+SAID = "Welcome to the paid lighthouse hour."
+
+
+def ticket(space: Space, buyer, state: TicketState) -> Ticket:
+    return Ticket.objects.create(
+        space=space,
+        buyer=buyer,
+        state=state,
+        paid_at=timezone.now(),
+        amount_minor=500,
+        currency="usd",
+        application_fee_minor=50,
+    )
+
+
+@pytest.fixture
+def ended_ticketed_space():
+    """A ticketed recorded space that ran with five people in its audience, then ended with a
+    transcript, a replay and a clip: `holder` kept her ticket; `refunded` got his money back after the
+    space; `blocked` holds a paid ticket but the host blocked her afterwards; `removed` holds one and the
+    host removed him during the space; `ticketless` never bought one."""
+    host = make_host(username="host")
+    space = make_space(host=host, title="Paid lighthouse hour", recording_enabled=True)
+    Space.objects.filter(pk=space.pk).update(is_ticketed=True)
+    people = {name: UserFactory(username=name) for name in ("holder", "refunded", "blocked", "removed", "ticketless")}
+    for name in ("holder", "refunded", "blocked", "removed"):
+        ticket(space, people[name], TicketState.PAID)
+        seat(space, people[name])
+    services.participant_remove(actor=host, space_id=space.pk, target=people["removed"])
+    services.caption_line_store(
+        space_id=space.pk, speaker_id=host.pk, line_key="1", text=SAID, start_ms=1_000, end_ms=3_000
+    )
+    services.space_end(actor=host, space_id=space.pk)
+    recording = recording_of(space, (440, 3))
+    clip = clip_from_replay(actor=host, recording_id=recording.pk, start_ms=0, duration_ms=2_000)
+    Ticket.objects.filter(space=space, buyer=people["refunded"]).update(state=TicketState.REFUNDED)
+    accounts_services.user_block(blocker=host, blocked=people["blocked"])
+    return space, recording, clip, {"host": host, **people}
+
+
+def endpoints(space: Space, recording, clip) -> dict[str, str]:
+    return {
+        "transcript api": f"/api/spaces/{space.pk}/transcript/",
+        "transcript webvtt": f"/spaces/{space.pk}/transcript.vtt",
+        "replay audio": recording.get_audio_url(),
+        "replay api": f"/api/spaces/{space.pk}/recordings/",
+        "recording api": f"/api/recordings/{recording.pk}/",
+        "clip page": clip.get_absolute_url(),
+        "clip audio": clip.get_audio_url(),
+        "clip api": f"/api/clips/{clip.token}/",
+    }
+
+
+def statuses(client: Client, urls: dict[str, str]) -> dict[str, int]:
+    return {what: client.get(url).status_code for what, url in urls.items()}
+
+
+@pytest.mark.parametrize("name", ["refunded", "blocked", "removed", "ticketless", None])
+def test_the_refunded_blocked_removed_and_ticketless_get_no_transcript_replay_or_clip(ended_ticketed_space, name):
+    # given
+    space, recording, clip, people = ended_ticketed_space
+    client = Client()
+    if name:
+        client.force_login(people[name])
+
+    # when
+    answers = statuses(client, endpoints(space, recording, clip))
+    page = client.get(space.get_absolute_url()).content.decode()
+
+    # then
+    assert answers == dict.fromkeys(answers, 403)
+    assert SAID not in page
+    assert "<audio" not in page
+
+
+@pytest.mark.parametrize("name", ["holder", "host"])
+def test_ticket_holders_and_the_host_get_the_transcript_replay_and_clip(ended_ticketed_space, name):
+    # given
+    space, recording, clip, people = ended_ticketed_space
+    client = Client()
+    client.force_login(people[name])
+
+    # when
+    answers = statuses(client, endpoints(space, recording, clip))
+    page = client.get(space.get_absolute_url()).content.decode()
+    vtt = client.get(f"/spaces/{space.pk}/transcript.vtt").content.decode()
+
+    # then
+    assert answers == dict.fromkeys(answers, 200)
+    assert SAID in page and SAID in vtt
+    assert "<audio" in page
+
+
+def test_a_refused_transcript_says_why_with_the_replays_code(ended_ticketed_space):
+    space, _, _, people = ended_ticketed_space
+    client = Client()
+
+    anonymous = client.get(f"/api/spaces/{space.pk}/transcript/").json()
+    client.force_login(people["refunded"])
+    refunded = client.get(f"/api/spaces/{space.pk}/transcript/").json()
+    client.force_login(people["blocked"])
+    blocked = client.get(f"/api/spaces/{space.pk}/transcript/").json()
+
+    assert anonymous == {
+        "code": "login_required",
+        "detail": "Log in with a ticket to hear this replay or read its transcript.",
+    }
+    assert refunded == {
+        "code": "ticket_required",
+        "detail": "This space's replay and transcript are for its ticket holders.",
+    }
+    assert blocked == {"code": "blocked", "detail": "You can't hear this space's replay or read its transcript."}
