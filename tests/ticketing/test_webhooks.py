@@ -188,3 +188,35 @@ def test_without_a_signing_secret_webhooks_answer_503_so_stripe_retries(stripe_s
     assert answer.status_code == 503
     assert answer.json()["code"] == "payments_unavailable"
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        '[{"id": "evt_1", "object": "event", "type": "customer.created"}]',
+        '"evt_1"',
+        "42",
+        "null",
+        "not json",
+        '{"id": "evt_1"}',
+        '{"id": 1, "type": "customer.created"}',
+        '{"id": "evt_1", "type": ["customer.created"]}',
+    ],
+)
+def test_a_signed_body_that_is_not_an_event_object_is_refused_with_400_and_stores_nothing(settings, client, body):
+    # given: a body signed with our secret, as Stripe signs, that is not a JSON object with an id and type
+    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test"]
+
+    # when
+    answer = client.post(
+        "/stripe/webhook/", data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body, "whsec_test")
+    )
+
+    # then
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "code": "bad_payload",
+        "detail": 'The body is not a Stripe event: a JSON object with an "id" and a "type".',
+    }
+    assert not WebhookEvent.objects.exists()
