@@ -100,7 +100,8 @@ class CountedFollowers:
 
 def counted_followers(*, user: User) -> CountedFollowers:
     """The followers of `user` that count toward the hosting and ticketed-hosting thresholds, and why
-    the others don't, in one query. `User.followers_count` stays the number shown on profiles.
+    the others don't, in one query. `User.followers_count` stays the number shown on profiles (every
+    follower not banned: `services`).
 
     Only the follow's age is needed in practice (an account is older than its follows); the account's
     age is checked too so that a follow row dated before its account (an import) can't count early.
@@ -108,7 +109,8 @@ def counted_followers(*, user: User) -> CountedFollowers:
     """
     if user.followers_count == 0:
         # Kept exact with the follow rows (`services.follow_create`), and an error in it could only
-        # refuse: no query for the many people who have no followers yet (every home page asks).
+        # refuse: no query for the many people who have no followers yet (every home page asks). Banned
+        # followers are not in it: someone followed only by banned accounts isn't told of them.
         return CountedFollowers(counted=0, too_new=0, inactive=0)
     cutoff = timezone.now() - timedelta(hours=settings.SPACES_FOLLOWER_MIN_AGE_H)
     active = Q(follower__is_active=True, follower__banned_at__isnull=True)

@@ -4,6 +4,8 @@ password-reset e-mail (sent by `accounts.tasks`, never by the request itself whe
 Each function takes keyword-only arguments, runs in one transaction and raises
 the typed errors of `accounts.errors`. Follower counts change under row locks
 taken by `lock_objects.users_for_update`, so they stay exact under concurrency.
+A banned account is in nobody's counts, as it is in nobody's lists
+(`selectors.followers_page`): its follows count again when the ban is lifted.
 """
 
 import logging
@@ -90,7 +92,7 @@ def follow_create(*, follower: User, followee: User) -> bool:
 
     with transaction.atomic():
         # The same locks as user_block, so a block and a follow can't cross.
-        lock_objects.users_for_update(follower.pk, followee.pk)
+        locked = {user.pk: user for user in lock_objects.users_for_update(follower.pk, followee.pk)}
         if Block.objects.filter(blocker=follower, blocked=followee).exists():
             raise FollowBlocked(f"You blocked @{followee.username}. Unblock them to follow.")
         if Block.objects.filter(blocker=followee, blocked=follower).exists():
@@ -100,21 +102,28 @@ def follow_create(*, follower: User, followee: User) -> bool:
                 Follow.objects.create(follower=follower, followee=followee)
         except IntegrityError:
             return False
-        User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") + 1)
-        User.objects.filter(pk=follower.pk).update(following_count=F("following_count") + 1)
+        _follow_counted(follower=locked[follower.pk], followee=locked[followee.pk], by=1)
     return True
 
 
 def follow_delete(*, follower: User, followee: User) -> bool:
     """`follower` stops following `followee`. Idempotent: returns False if not following."""
     with transaction.atomic():
-        lock_objects.users_for_update(follower.pk, followee.pk)
+        locked = {user.pk: user for user in lock_objects.users_for_update(follower.pk, followee.pk)}
         deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
         if not deleted:
             return False
-        User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") - 1)
-        User.objects.filter(pk=follower.pk).update(following_count=F("following_count") - 1)
+        _follow_counted(follower=locked[follower.pk], followee=locked[followee.pk], by=-1)
     return True
+
+
+def _follow_counted(*, follower: User, followee: User, by: int) -> None:
+    """A follow made (`by=1`) or ended (`by=-1`) in the two counts: the followee's followers unless the
+    follower is banned, the follower's following unless the followee is (the two users locked, fresh)."""
+    if not follower.is_banned:
+        User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") + by)
+    if not followee.is_banned:
+        User.objects.filter(pk=follower.pk).update(following_count=F("following_count") + by)
 
 
 def user_block(*, blocker: User, blocked: User) -> bool:
@@ -123,15 +132,14 @@ def user_block(*, blocker: User, blocked: User) -> bool:
     if blocker.pk == blocked.pk:
         raise SelfBlock("You can't block yourself.")
     with transaction.atomic():
-        lock_objects.users_for_update(blocker.pk, blocked.pk)
+        locked = {user.pk: user for user in lock_objects.users_for_update(blocker.pk, blocked.pk)}
         _, created = Block.objects.get_or_create(blocker=blocker, blocked=blocked)
         if not created:
             return False
         for follower, followee in ((blocker, blocked), (blocked, blocker)):
             deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
             if deleted:
-                User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") - 1)
-                User.objects.filter(pk=follower.pk).update(following_count=F("following_count") - 1)
+                _follow_counted(follower=locked[follower.pk], followee=locked[followee.pk], by=-1)
         audit_record(actor=blocker, action="accounts.user.blocked", subject=blocked)
         signals.user_blocked.send(sender=User, blocker=blocker, blocked=blocked)
     return True
@@ -147,15 +155,17 @@ def user_unblock(*, blocker: User, blocked: User) -> bool:
 
 
 def user_ban(*, actor: User, user: User, reason: str = "") -> User:
-    """Ban `user`: no login, no API, no websockets. Their tokens and sessions stop working."""
+    """Ban `user`: no login, no API, no websockets. Their tokens and sessions stop working, and they
+    leave the follower and following counts of the people they follow and who follow them."""
     with transaction.atomic():
-        (user,) = lock_objects.users_for_update(user.pk)
+        user = _lock_with_ties(user)
         if user.is_banned:
             return user
         user.banned_at = timezone.now()
         user.ban_reason = reason[:200]
         user.is_active = False
         user.save(update_fields=["banned_at", "ban_reason", "is_active"])
+        _ties_counted(user=user, by=-1)
         Token.objects.filter(user=user).delete()
         audit_record(actor=actor, action="accounts.user.banned", subject=user, reason=reason)
         transaction.on_commit(lambda: realtime.user_disconnect(user.pk))
@@ -163,17 +173,35 @@ def user_ban(*, actor: User, user: User, reason: str = "") -> User:
 
 
 def user_unban(*, actor: User, user: User) -> User:
-    """Lift a ban; the user may log in again."""
+    """Lift a ban; the user may log in again, and their follows count again."""
     with transaction.atomic():
-        (user,) = lock_objects.users_for_update(user.pk)
+        user = _lock_with_ties(user)
         if not user.is_banned:
             return user
         user.banned_at = None
         user.ban_reason = ""
         user.is_active = True
         user.save(update_fields=["banned_at", "ban_reason", "is_active"])
+        _ties_counted(user=user, by=1)
         audit_record(actor=actor, action="accounts.user.unbanned", subject=user)
     return user
+
+
+def _lock_with_ties(user: User) -> User:
+    """Lock `user` with everyone they follow or who follows them, in `pk` order like the follow
+    services' locks (a follow or block involving `user` waits for the lock on `user`, so the ties can't
+    change while it is held); returns `user`, fresh."""
+    lock_objects.user_and_ties_for_update(user.pk)
+    return User.objects.get(pk=user.pk)
+
+
+def _ties_counted(*, user: User, by: int) -> None:
+    """`user` leaves (`by=-1`, banned) or comes back to (`by=1`) the counts of the people they follow
+    and who follow them; those who are banned themselves don't count either way."""
+    followed = Follow.objects.filter(follower=user, followee__banned_at__isnull=True).values("followee_id")
+    User.objects.filter(pk__in=followed).update(followers_count=F("followers_count") + by)
+    following = Follow.objects.filter(followee=user, follower__banned_at__isnull=True).values("follower_id")
+    User.objects.filter(pk__in=following).update(following_count=F("following_count") + by)
 
 
 def hosting_grant(*, actor: User, user: User) -> User:
@@ -199,9 +227,20 @@ def _set_hosting_granted(*, actor: User, user: User, granted: bool) -> User:
 
 
 def follow_counts_recount(*, user_ids: list[int] | None = None) -> int:
-    """Rebuild follower and following counts from the follow rows. Returns users updated."""
-    followers = Follow.objects.filter(followee=OuterRef("pk")).values("followee").annotate(n=Count("pk")).values("n")
-    following = Follow.objects.filter(follower=OuterRef("pk")).values("follower").annotate(n=Count("pk")).values("n")
+    """Rebuild follower and following counts from the follow rows, leaving banned accounts out as the
+    follow services do. Returns users updated."""
+    followers = (
+        Follow.objects.filter(followee=OuterRef("pk"), follower__banned_at__isnull=True)
+        .values("followee")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    following = (
+        Follow.objects.filter(follower=OuterRef("pk"), followee__banned_at__isnull=True)
+        .values("follower")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     users = User.objects.all() if user_ids is None else User.objects.filter(pk__in=user_ids)
     return users.update(
         followers_count=Coalesce(Subquery(followers), 0),

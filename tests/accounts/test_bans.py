@@ -1,11 +1,14 @@
+import re
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from accounts import services
-from accounts.models import AuditEntry
+from accounts.models import AuditEntry, User
 from spaces_site.asgi import application
 from tests.factories import PASSWORD, UserFactory
 
@@ -148,3 +151,77 @@ def test_admin_user_search(staff):
 
     assert "findme" in page
     assert "other" not in page
+
+
+def public_counts(username: str) -> dict[str, object]:
+    """What anyone sees of a person's graph: the profile page, the profile API, and the lists."""
+    browser, api = Client(), APIClient()
+    profile = browser.get(f"/u/{username}/").content.decode()
+    body = api.get(f"/api/users/{username}/").json()
+    return {
+        "page": re.search(r"<strong data-followers-count>(\d+)</strong>", profile).group(1),
+        "api": (body["followers_count"], body["following_count"]),
+        "followers api": [p["username"] for p in api.get(f"/api/users/{username}/followers/").json()["results"]],
+        "following api": [p["username"] for p in api.get(f"/api/users/{username}/following/").json()["results"]],
+    }
+
+
+def test_a_banned_follower_leaves_the_public_counts_and_lists_and_comes_back_when_unbanned(staff):
+    # given: star follows and is followed by ann and bob; carol follows ann only
+    star, ann, bob, carol = (UserFactory(username=name) for name in ("star", "ann", "bob", "carol"))
+    for fan in (ann, bob):
+        services.follow_create(follower=fan, followee=star)
+        services.follow_create(follower=star, followee=fan)
+    services.follow_create(follower=carol, followee=ann)
+    before = public_counts("star")
+
+    # when: bob is banned
+    services.user_ban(actor=staff, user=bob)
+    banned = public_counts("star")
+    followers_page = Client().get("/u/star/followers/").content.decode()
+    ann_sees_carol = public_counts("ann")
+
+    # then: star's counts and lists agree and leave bob out everywhere; others are untouched
+    assert before == {"page": "2", "api": (2, 2), "followers api": ["bob", "ann"], "following api": ["bob", "ann"]}
+    assert banned == {"page": "1", "api": (1, 1), "followers api": ["ann"], "following api": ["ann"]}
+    assert "@bob" not in followers_page and "@ann" in followers_page
+    assert ann_sees_carol["api"] == (2, 1)
+
+    # when: the ban is lifted, bob counts again; banning twice or unbanning twice changes nothing
+    services.user_ban(actor=staff, user=ann)
+    services.user_ban(actor=staff, user=ann)
+    services.user_unban(actor=staff, user=bob)
+    services.user_unban(actor=staff, user=bob)
+    services.user_unban(actor=staff, user=ann)
+
+    # then
+    assert public_counts("star") == before
+
+
+def test_follows_made_or_ended_with_a_banned_account_leave_the_counts_as_a_recount_has_them(staff):
+    # given: ann and bob follow star, star follows bob; bob is banned
+    star, ann, bob = (UserFactory(username=name) for name in ("star", "ann", "bob"))
+    for fan in (ann, bob):
+        services.follow_create(follower=fan, followee=star)
+    services.follow_create(follower=star, followee=bob)
+    services.user_ban(actor=staff, user=bob)
+
+    # when: star blocks bob (ending both follows), lifts the block and follows bob again (a follow made
+    # by the services, as a staff tool might), then the counts are rebuilt from the rows
+    services.user_block(blocker=star, blocked=bob)
+    after_block = counts_of("star", "bob")
+    services.user_unblock(blocker=star, blocked=bob)
+    services.follow_create(follower=star, followee=bob)
+    services.follow_create(follower=bob, followee=star)
+    after_follows = counts_of("star", "bob")
+    services.follow_counts_recount()
+
+    # then: bob is in none of star's counts, and the recount agrees with the services
+    assert after_block == {"star": (1, 0), "bob": (0, 0)}
+    assert after_follows == {"star": (1, 0), "bob": (1, 1)}
+    assert counts_of("star", "bob") == after_follows
+
+
+def counts_of(*usernames: str) -> dict[str, tuple[int, int]]:
+    rows = User.objects.filter(username__in=usernames).values_list("username", "followers_count", "following_count")
+    return {username: (followers, following) for username, followers, following in rows}
