@@ -196,8 +196,9 @@ def avatar_fallback(request: HttpRequest, username: str) -> HttpResponse:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The address a request came from, read as the API's throttles read it (the connection's),
-    so the sign-in lockout and every rate limit count the same client."""
+    """The address a request came from, read as the API's throttles read it (`REMOTE_ADDR`, which
+    spaces_site/client_address.py settled), so the sign-in lockout and every rate limit count the
+    same client."""
     return BaseThrottle().get_ident(request)
 
 

@@ -16,6 +16,7 @@ from media.errors import BadClip
 from media.models import Clip, Recording
 from media.ranges import ranged_file_response
 from media.recording import services
+from spaces_site.client_address import from_this_machine
 from spaces_site.errors import NotAllowed, NotFound, ServiceError
 
 OGG = "audio/ogg"
@@ -144,12 +145,13 @@ def clip_delete(request: HttpRequest, token: str) -> HttpResponse:
 
 def metrics_page(request: HttpRequest) -> HttpResponse:
     """This web process's Prometheus metrics (and its in-process media workers'): with
-    `Authorization: Bearer <SPACES_METRICS_TOKEN>`, or from this machine when no token is set."""
+    `Authorization: Bearer <SPACES_METRICS_TOKEN>`, or, when no token is set, to a scraper on this
+    machine asking daphne itself, not through a proxy (whose forwarded address is no proof)."""
     token = settings.SPACES_METRICS_TOKEN
     if token:
         allowed = constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {token}")
     else:
-        allowed = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+        allowed = from_this_machine(request)
     if not allowed:
         return HttpResponse("Metrics need the metrics token.\n", status=403, content_type="text/plain")
     metrics.web_process_seen()

@@ -27,6 +27,7 @@ from django.urls import get_resolver  # noqa: E402
 from scheduling import ticker  # noqa: E402
 from spaces_site import daphne_backpressure  # noqa: E402
 from spaces_site.admission import Admission  # noqa: E402
+from spaces_site.client_address import ClientAddress  # noqa: E402
 from spaces_site.origins import SiteOriginValidator  # noqa: E402
 from spaces_site.refusals import RememberedRefusals  # noqa: E402
 from spaces_site.routing import websocket_urlpatterns  # noqa: E402
@@ -36,12 +37,17 @@ from spaces_site.sockets import OutageTolerantAuthMiddlewareStack  # noqa: E402
 daphne_backpressure.install()
 
 # Without a broker, the web process runs the scheduling due-work task itself (scheduling/ticker.py).
+# The client's address is settled first, for pages and sockets alike: believed from the trusted
+# proxies only (spaces_site/client_address.py), so every limit after it counts the same client.
 application = ticker.install(
-    ProtocolTypeRouter(
-        {
-            "http": RememberedRefusals(Admission(django_asgi_app, settings.SPACES_WEB_CONCURRENCY)),
-            "websocket": SiteOriginValidator(OutageTolerantAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        }
+    ClientAddress(
+        ProtocolTypeRouter(
+            {
+                "http": RememberedRefusals(Admission(django_asgi_app, settings.SPACES_WEB_CONCURRENCY)),
+                "websocket": SiteOriginValidator(OutageTolerantAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            }
+        ),
+        trusted_proxies=settings.SPACES_TRUSTED_PROXIES,
     )
 )
 

@@ -6,6 +6,7 @@ printed to the console. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL
 and Redis. Code reads `django.conf.settings`, never `os.environ`.
 """
 
+import ipaddress
 import json
 import os
 from datetime import timedelta
@@ -41,6 +42,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses and networks (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`), checked here:
+    a typo stops the site rather than silently trusting no one, or everyone."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (CIDR).") from None
+        if network.prefixlen == 0:
+            raise ImproperlyConfigured(f"{name}: {item!r} would trust any client to say who it is.")
+        networks.append(str(network.network_address if network.num_addresses == 1 else network))
+    return networks
+
+
 DEBUG = env_bool("DEBUG")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -59,6 +75,9 @@ elif not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KE
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# The proxies (addresses or networks) whose X-Forwarded-For is believed; none by default. The client's
+# address, for every limit, is the one the nearest of them saw (spaces_site/client_address.py).
+SPACES_TRUSTED_PROXIES = env_networks("SPACES_TRUSTED_PROXIES")
 
 # Where the site is reached, for links in emails.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -270,7 +289,8 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 # Only failures are kept, not a row per successful sign-in.
 AXES_DISABLE_ACCESS_LOG = True
 # Usernames sign in case-insensitively, so they are counted so; addresses are read as the API's
-# throttles read them (the connection's); the answer is a 429 page or JSON error (accounts/views.py).
+# throttles read them (REMOTE_ADDR: the client's, spaces_site/client_address.py); the answer is a 429
+# page or JSON error (accounts/views.py).
 AXES_USERNAME_CALLABLE = "accounts.views.login_username"
 AXES_CLIENT_IP_CALLABLE = "accounts.views.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
@@ -348,8 +368,9 @@ REST_FRAMEWORK = {
         # Follows per account, the API and the page form together (unfollowing is never limited).
         "follow": os.environ.get("SPACES_API_FOLLOW_RATE", "100/hour"),
     },
-    # The client's address is the connection's: behind a proxy, daphne takes it from
-    # X-Forwarded-For (`--proxy-headers`, README "Production"), as the refusal memory does.
+    # The client's address is REMOTE_ADDR alone, never X-Forwarded-For as DRF would read it: the one
+    # value that spaces_site/client_address.py settles (from SPACES_TRUSTED_PROXIES), as axes and the
+    # refusal memory read it.
     "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {

@@ -24,17 +24,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The parent hands the test database's settings to the child in this variable.
 DATABASES_ENV = "SPACES_LIVE_SERVER_DATABASES"
+# And, to serve as a given daphne command line does, that command's arguments (JSON).
+DAPHNE_ARGS_ENV = "SPACES_LIVE_SERVER_DAPHNE_ARGS"
 HOST = "127.0.0.1"
 
 
 class AsgiLiveServer:
-    """A daphne child process serving the site at `url` (http) and `ws_url` (websockets)."""
+    """A daphne child process serving the site at `url` (http) and `ws_url` (websockets).
 
-    def __init__(self, databases: dict, *, startup_timeout: float = 30, env: dict | None = None):
+    `daphne_args`: serve as `daphne <daphne_args>` would (daphne's own command line, its options and
+    the application it names), listening where this class says instead.
+    """
+
+    def __init__(
+        self,
+        databases: dict,
+        *,
+        startup_timeout: float = 30,
+        env: dict | None = None,
+        daphne_args: list[str] | None = None,
+    ):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "spaces_site.settings_test",
             DATABASES_ENV: json.dumps(databases, default=str),
+            **({DAPHNE_ARGS_ENV: json.dumps(daphne_args)} if daphne_args is not None else {}),
             **(env or {}),
         }
         # The browser fixtures set this for the test's own ORM calls; the server
@@ -89,17 +103,20 @@ class AsgiLiveServer:
 
 
 def _serve() -> None:
-    """The child: daphne on a free port of 127.0.0.1; prints the port on stdout once listening."""
-    # daphne.server installs Twisted's asyncio reactor; it must come before anything imports Twisted.
+    """The child: daphne on a free port of 127.0.0.1, as the given command line if any; prints the
+    port on stdout once listening."""
+    # daphne.server (daphne.cli imports it) installs Twisted's asyncio reactor; it must come before
+    # anything imports Twisted.
+    from daphne.cli import CommandLineInterface
     from daphne.server import Server
     from django.conf import settings
     from twisted.internet import reactor
 
     settings.DATABASES = json.loads(os.environ[DATABASES_ENV])
-
-    from spaces_site.asgi import application
+    servers: list[Server] = []
 
     def announce() -> None:
+        server = servers[0]
         if not server.listening_addresses:
             reactor.callLater(0.05, announce)
             return
@@ -108,14 +125,20 @@ def _serve() -> None:
         # Anything printed later goes to stderr: the parent reads stdout only for the port.
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
-    server = Server(
-        application=application,
-        endpoints=[f"tcp:port=0:interface={HOST}"],
-        signal_handlers=False,
-        ready_callable=announce,
-    )
-    # Without signal handlers, SIGTERM ends the process at once; the kernel closes its sockets.
-    server.run()
+    def server(**options) -> Server:
+        # Without signal handlers, SIGTERM ends the process at once; the kernel closes its sockets.
+        servers.append(Server(**options, signal_handlers=False, ready_callable=announce))
+        return servers[0]
+
+    if DAPHNE_ARGS_ENV in os.environ:
+        command = CommandLineInterface()
+        command.server_class = server
+        command.run([*json.loads(os.environ[DAPHNE_ARGS_ENV]), "-b", HOST, "-p", "0"])
+        return
+
+    from spaces_site.asgi import application
+
+    server(application=application, endpoints=[f"tcp:port=0:interface={HOST}"]).run()
 
 
 if __name__ == "__main__":
