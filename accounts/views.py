@@ -19,6 +19,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRate
 from accounts import selectors, services
 from accounts.errors import UserNotFound
 from accounts.forms import PasswordResetForm, ProfileForm, SignupForm
+from accounts.lockout import address_locked_out
 from accounts.models import User
 from spaces_site.errors import ServiceError
 from spaces_site.keyset import InvalidCursor
@@ -210,14 +211,18 @@ def login_username(request: HttpRequest, credentials: dict | None) -> str:
 
 
 def login_locked_out(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None):
-    """django-axes' answer to a sign-in from a locked-out username and address: 429 with
-    `Retry-After`, as `{"code", "detail"}` on the API and as a page on the site."""
+    """django-axes' answer to a sign-in from a locked-out username and address, or a locked-out
+    address (accounts/lockout.py): 429 with `Retry-After`, as `{"code", "detail"}` on the API and as
+    a page on the site."""
     wait_s = int(settings.AXES_COOLOFF_TIME.total_seconds())
     minutes = math.ceil(wait_s / 60)
-    detail = (
-        f"Too many failed sign-ins for this username from your network. Try again in {minutes} minutes, "
-        "or reset your password."
-    )
+    if address_locked_out(request):
+        detail = f"Too many failed sign-ins from your network. Try again in {minutes} minutes."
+    else:
+        detail = (
+            f"Too many failed sign-ins for this username from your network. Try again in {minutes} minutes, "
+            "or reset your password."
+        )
     if request.path_info.startswith("/api/"):
         response = JsonResponse({"code": "locked_out", "detail": detail}, status=429)
     else:

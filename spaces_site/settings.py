@@ -283,9 +283,13 @@ AXES_FAILURE_LIMIT = env_int("SPACES_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("SPACES_LOGIN_LOCKOUT_MIN", 30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The database handler: failures are counted in one place for every web process (the default
-# cache is per process without Redis) and staff see and clear them in the admin ("Access attempts").
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# And SPACES_LOGIN_ADDRESS_FAILURE_LIMIT failures from one address, whatever the usernames, lock that
+# address out for every username for as long (one password tried on many accounts: accounts/lockout.py).
+SPACES_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("SPACES_LOGIN_ADDRESS_FAILURE_LIMIT", 30)
+# axes' database handler, with the address's limit: failures are counted in one place for every web
+# process (the default cache is per process without Redis) and staff see and clear them in the admin
+# ("Access attempts").
+AXES_HANDLER = "accounts.lockout.SignInLockout"
 # Only failures are kept, not a row per successful sign-in.
 AXES_DISABLE_ACCESS_LOG = True
 # Usernames sign in case-insensitively, so they are counted so; addresses are read as the API's

@@ -1,7 +1,9 @@
 """Guessing passwords and flooding inboxes: failed sign-ins lock a username out from the address
-that failed (django-axes), and password-reset e-mails are limited per address and per account."""
+that failed (django-axes), too many from one address lock it out of every username (spraying), and
+password-reset e-mails are limited per address and per account."""
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.test import Client
 from rest_framework.authtoken.models import Token
@@ -11,6 +13,8 @@ from tests.factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 FAILURE_LIMIT = 5  # AXES_FAILURE_LIMIT's default (SPACES_LOGIN_FAILURE_LIMIT)
+ADDRESS_FAILURE_LIMIT = 30  # SPACES_LOGIN_ADDRESS_FAILURE_LIMIT's default
+SPRAYED = "Summer2026!"  # one common password, tried on many accounts
 RESET_EMAILS_PER_HOUR = 3  # SPACES_PASSWORD_RESET_RATE's default
 ATTACKER = "203.0.113.7"
 OWNER = "198.51.100.20"
@@ -125,6 +129,64 @@ def test_a_successful_form_login_clears_earlier_failures():
     # then: a fresh count, not the lockout
     assert page.status_code == 200
     assert "registration/locked_out.html" not in [t.name for t in page.templates]
+
+
+def _templates(page) -> list[str]:
+    return [t.name for t in page.templates]
+
+
+def test_the_per_address_failure_limit_defaults_to_30():
+    assert settings.SPACES_LOGIN_ADDRESS_FAILURE_LIMIT == ADDRESS_FAILURE_LIMIT
+
+
+def test_one_password_on_50_usernames_from_one_address_is_refused_429_from_the_address_limit_on():
+    # given
+    people = [UserFactory(username=f"person{n}") for n in range(50)]
+
+    # when: one password, each username once, through the log-in form
+    pages = [_login(Client(), person.username, SPRAYED) for person in people]
+
+    # then
+    statuses = [page.status_code for page in pages]
+    assert statuses == [200] * (ADDRESS_FAILURE_LIMIT - 1) + [429] * (50 - ADDRESS_FAILURE_LIMIT + 1)
+    refused = pages[-1]
+    assert "registration/locked_out.html" in _templates(refused)
+    assert "Too many failed sign-ins from your network. Try again in 30 minutes." in refused.content.decode()
+    assert int(refused["Retry-After"]) == 30 * 60
+
+
+def test_a_sprayed_address_gets_no_sign_in_even_with_the_right_password_and_others_still_sign_in(api):
+    # given: the address has reached its limit, one failure per username
+    people = [UserFactory(username=f"person{n}") for n in range(ADDRESS_FAILURE_LIMIT + 1)]
+    for person in people[:ADDRESS_FAILURE_LIMIT]:
+        _login(Client(), person.username, SPRAYED)
+
+    # when
+    untried_form = _login(Client(), people[-1].username, PASSWORD)
+    untried_api = _token(api, people[-1].username, PASSWORD)
+    owner_elsewhere = _login(Client(), people[0].username, PASSWORD, address=OWNER)
+
+    # then
+    assert untried_form.status_code == 429
+    assert (untried_api.status_code, untried_api.json()["code"]) == (429, "locked_out")
+    assert "from your network" in untried_api.json()["detail"]
+    assert not Token.objects.filter(user=people[-1]).exists()
+    assert owner_elsewhere.status_code == 302
+
+
+def test_signing_in_to_ones_own_account_does_not_clear_the_addresss_failures():
+    # given: one short of the address's limit, then a sign-in to an account of the sprayer's own
+    people = [UserFactory(username=f"person{n}") for n in range(ADDRESS_FAILURE_LIMIT)]
+    for person in people[: ADDRESS_FAILURE_LIMIT - 1]:
+        _login(Client(), person.username, SPRAYED)
+    UserFactory(username="sprayer")
+    assert _login(Client(), "sprayer", PASSWORD).status_code == 302
+
+    # when
+    next_try = _login(Client(), people[-1].username, SPRAYED)
+
+    # then
+    assert next_try.status_code == 429
 
 
 def test_ten_reset_requests_for_one_account_send_at_most_the_hourly_limit_of_emails():
