@@ -124,12 +124,15 @@ class Connection(models.Model):
 
     Anonymous listeners have no participant. Rows whose `last_seen_at` is older
     than the presence timeout belong to sockets that died without closing;
-    the presence sweep deletes them.
+    the presence sweep deletes them. `process` names the web process that
+    holds the socket (`SPACES_PROCESS_NAME`), so that process, restarted,
+    drops at once what its previous life left (`rooms.presence_loop`).
     """
 
     space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="connections")
     participant = models.ForeignKey(Participant, null=True, blank=True, on_delete=models.CASCADE)
     channel_name = models.CharField(max_length=200, unique=True)
+    process = models.CharField(max_length=100, blank=True, default="")
     opened_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(db_index=True)
 

@@ -14,23 +14,42 @@ other processes need one pass to vouch for theirs again.
 A process that missed its window (a stall, its own cut-off) may find that
 another swept some of its open sockets away: it tells each of them
 (`presence.restore`), and the socket enters again as a reconnect would.
+
+A process that was killed and started again doesn't wait for the timeout to
+judge what its previous life left: under daphne the loop starts with the
+server (`start_with_the_server`, before any request; elsewhere with the first
+socket), and its first pass drops every socket opened before this process
+started that can only have been its own (`sweep_previous_life`): all of
+them when the channel layer is in-process (the one-command default: no other
+process can hold a socket), those under its `SPACES_PROCESS_NAME` otherwise.
+A process with neither leaves them to the timeout, as another process's.
 """
 
 import asyncio
 import logging
+import sys
 import time
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from rooms.services import presence
+from spaces_site.channel_layer import LocalChannelLayer
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
 # Channel names of the sockets open in this process.
 OPEN_SOCKETS: set[str] = set()
+# Every socket this process opens is recorded after this moment (the module loads with the site).
+STARTED_AT = timezone.now()
+
+
+def only_process() -> bool:
+    """An in-process channel layer reaches no other process: every socket of the site is this one's."""
+    return isinstance(get_channel_layer(), LocalChannelLayer | InMemoryChannelLayer)
 
 
 class PresenceLoop:
@@ -38,10 +57,14 @@ class PresenceLoop:
         self.healthy_since: float | None = None
         self.outage = OutageLog("database (presence)")
         self.swept_away: list[str] = []  # open sockets of this process that lost their row
+        self.restart_swept = False
 
     def pass_once(self) -> dict | None:
-        """Vouch, then sweep; returns the sweep's report (None if the database didn't answer)."""
+        """Vouch, then sweep; returns the sweep's report (None if the database didn't answer). The
+        first pass that reaches the database first drops what this process's previous life left."""
         try:
+            if not self.restart_swept:
+                self.sweep_previous_life()
             self.swept_away = presence.connections_seen(channel_names=list(OPEN_SOCKETS))
             now = time.monotonic()
             if self.healthy_since is None:
@@ -54,6 +77,17 @@ class PresenceLoop:
             return None
         self.outage.succeeded()
         return report
+
+    def sweep_previous_life(self) -> None:
+        if only_process():
+            dropped = presence.presence_restart_sweep(booted_at=STARTED_AT, process=None)
+        elif settings.SPACES_PROCESS_NAME:
+            dropped = presence.presence_restart_sweep(booted_at=STARTED_AT, process=settings.SPACES_PROCESS_NAME)
+        else:
+            dropped = 0  # another process's sockets look the same: the timeout will tell
+        if dropped:
+            log.info("presence: dropped %d sockets this process left before it started again", dropped)
+        self.restart_swept = True
 
     async def pass_and_restore(self) -> dict | None:
         """A pass, then a word to each open socket of this process that was swept away."""
@@ -76,8 +110,17 @@ class PresenceLoop:
 _loops: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
+def start_with_the_server() -> None:
+    """Under daphne, start the loop as soon as the server's event loop runs, before any request: a
+    restarted process sweeps what its previous life left even if nobody connects again. (Elsewhere,
+    and in tests, the loop starts with the first socket.)"""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is not None:
+        reactor.callLater(0, start_presence_loop)
+
+
 def start_presence_loop() -> None:
-    """Run the loop in this process, once per event loop (started by the first socket)."""
+    """Run the loop in this process, once per event loop (started with daphne, or by the first socket)."""
     interval = settings.SPACES_PRESENCE_SWEEP_S  # > 0: settings refuse anything else
     loop = asyncio.get_running_loop()
     task = _loops.get(loop)

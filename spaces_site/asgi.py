@@ -24,6 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
+from rooms import presence_loop  # noqa: E402
 from scheduling import ticker  # noqa: E402
 from spaces_site import daphne_backpressure  # noqa: E402
 from spaces_site.admission import Admission  # noqa: E402
@@ -35,6 +36,9 @@ from spaces_site.sockets import OutageTolerantAuthMiddlewareStack  # noqa: E402
 
 # A websocket client sending faster than the site reads is no longer read until the site catches up.
 daphne_backpressure.install()
+
+# Presence is swept from the server's start: a restarted process drops at once what it left behind.
+presence_loop.start_with_the_server()
 
 # Without a broker, the web process runs the scheduling due-work task itself (scheduling/ticker.py).
 # The client's address is settled first, for pages and sockets alike: believed from the trusted

@@ -470,6 +470,10 @@ SPACES_PRESENCE_SWEEP_S = env_int("SPACES_PRESENCE_SWEEP_S", 5)
 SPACES_PRESENCE_TIMEOUT_S = env_int("SPACES_PRESENCE_TIMEOUT_S", 15)
 if SPACES_PRESENCE_SWEEP_S <= 0 or SPACES_PRESENCE_TIMEOUT_S < 2 * SPACES_PRESENCE_SWEEP_S:
     raise ImproperlyConfigured("SPACES_PRESENCE_TIMEOUT_S must be at least twice SPACES_PRESENCE_SWEEP_S (> 0).")
+# This web process's name, the same across its restarts and no other's (e.g. host:port): restarted,
+# it drops at once the sockets its previous life left. One process with the in-process channel layer
+# needs none; without a name, a shared layer's process leaves its dead sockets to the timeout.
+SPACES_PROCESS_NAME = os.environ.get("SPACES_PROCESS_NAME", "")[:100]
 SPACES_HEARTBEAT_S = env_int("SPACES_HEARTBEAT_S", 20)  # client pings: keep proxies from closing idle sockets
 SPACES_SCHEDULE_MIN_AHEAD_MIN = env_int("SPACES_SCHEDULE_MIN_AHEAD_MIN", 15)
 SPACES_SCHEDULE_MAX_AHEAD_D = env_int("SPACES_SCHEDULE_MAX_AHEAD_D", 30)

@@ -20,6 +20,7 @@ from rooms.services.presence import (
     connection_open,
     connection_restore,
     connections_seen,
+    presence_restart_sweep,
     presence_sweep,
     space_join,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "numbers_peak",
     "numbers_stage_joined",
     "participant_remove",
+    "presence_restart_sweep",
     "presence_sweep",
     "react",
     "recording_set",

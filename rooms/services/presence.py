@@ -20,7 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -71,7 +71,11 @@ def connection_open(
     now = timezone.now()
     with transaction.atomic():
         connection = Connection.objects.create(
-            space=space, participant=participant, channel_name=channel_name, last_seen_at=now
+            space=space,
+            participant=participant,
+            channel_name=channel_name,
+            last_seen_at=now,
+            process=settings.SPACES_PROCESS_NAME,
         )
         if participant is not None and participant.absent_since is not None:
             Participant.objects.filter(pk=participant.pk).update(absent_since=None)
@@ -230,6 +234,43 @@ def _leave_groups(dead: list[Connection]) -> None:
         log.warning("presence sweep could not clear dead sockets from their groups: %r", error)
 
 
+def _connections_drop(dead: QuerySet[Connection]) -> int:
+    """Drop these dead sockets: each owner with no other socket is absent since the last word their
+    process gave for one, their time counts as listened until then, the groups forget them, and the
+    spaces get their listener count. Returns how many were dropped."""
+    dead = list(dead.select_related("participant"))
+    if not dead:
+        return 0
+    last_word: dict[int, datetime] = {}
+    for connection in dead:
+        if connection.participant_id is not None:
+            last_word[connection.participant_id] = max(
+                connection.last_seen_at, last_word.get(connection.participant_id, connection.last_seen_at)
+            )
+    with transaction.atomic():
+        Connection.objects.filter(pk__in=[c.pk for c in dead]).delete()
+        _mark_absent_if_gone(last_word)
+    _count_listening(dead)
+    _leave_groups(dead)
+    for space_id in {c.space_id for c in dead}:
+        send_listener_count(space_id)
+    return len(dead)
+
+
+def presence_restart_sweep(*, booted_at: datetime, process: str | None) -> int:
+    """A web process that (re)started drops at once the sockets its previous life left, as the sweep
+    drops dead ones, instead of waiting `SPACES_PRESENCE_TIMEOUT_S` for them to go stale.
+
+    Those are the sockets opened before it started under its name (`process`), or every socket opened
+    before it started when `process` is None: the caller is the site's only web process (an
+    in-process channel layer reaches no other). Returns how many were dropped.
+    """
+    previous = Connection.objects.filter(opened_at__lt=booted_at)
+    if process is not None:
+        previous = previous.filter(process=process)
+    return _connections_drop(previous)
+
+
 def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> dict:
     """Drop dead sockets, clear the stage of people who did not come back, end abandoned spaces.
 
@@ -246,26 +287,8 @@ def presence_sweep(*, now: datetime | None = None, drop_stale: bool = True) -> d
     host_before = now - timedelta(seconds=settings.SPACES_HOST_ABSENCE_END_S)
     report = {"stale_connections": 0, "moved_to_audience": 0, "hosts_replaced": 0, "spaces_ended": 0}
 
-    stale = (
-        list(Connection.objects.filter(last_seen_at__lt=stale_before).select_related("participant"))
-        if drop_stale
-        else []
-    )
-    if stale:
-        last_word: dict[int, datetime] = {}
-        for connection in stale:
-            if connection.participant_id is not None:
-                last_word[connection.participant_id] = max(
-                    connection.last_seen_at, last_word.get(connection.participant_id, connection.last_seen_at)
-                )
-        with transaction.atomic():
-            Connection.objects.filter(pk__in=[c.pk for c in stale]).delete()
-            _mark_absent_if_gone(last_word)
-        _count_listening(stale)
-        _leave_groups(stale)
-        for space_id in {c.space_id for c in stale}:
-            send_listener_count(space_id)
-        report["stale_connections"] = len(stale)
+    if drop_stale:
+        report["stale_connections"] = _connections_drop(Connection.objects.filter(last_seen_at__lt=stale_before))
 
     live = Participant.objects.filter(space__state=SpaceState.LIVE).select_related("user")
     for participant in live.filter(role__in=(Role.COHOST, Role.SPEAKER), absent_since__lt=grace_before) | live.filter(

@@ -4,9 +4,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from rooms import services
+from rooms import presence_loop, services
 from rooms.models import Connection, Participant, Role, Space
 from rooms.presence_loop import PresenceLoop
 from tests.factories import UserFactory
@@ -82,6 +83,72 @@ def test_a_sweeper_that_was_cut_off_does_not_judge_others_sockets(settings):
     assert report["stale_connections"] == 0 and Connection.objects.count() == 1
     loop.healthy_since -= settings.SPACES_PRESENCE_TIMEOUT_S
     assert loop.pass_once()["stale_connections"] == 1
+
+
+def test_a_restarted_process_drops_at_once_what_its_previous_life_left_under_its_name():
+    # given: web-1 held a speaker's socket and a visitor's, then died and started again; web-2 holds one
+    space = make_space()
+    speaker, fan = UserFactory(), UserFactory()
+    seat(space, speaker, Role.SPEAKER)
+    open_socket(space, speaker, "web-1-a")
+    open_socket(space, AnonymousUser(), "web-1-b")
+    open_socket(space, fan, "web-2-a")
+    Connection.objects.filter(channel_name__startswith="web-1").update(process="web-1")
+    Connection.objects.filter(channel_name__startswith="web-2").update(process="web-2")
+    last_word = timezone.now()
+    Connection.objects.update(last_seen_at=last_word)
+    booted_at = timezone.now()
+    open_socket(space, UserFactory(), "web-1-c")  # opened by the new life
+    Connection.objects.filter(channel_name="web-1-c").update(process="web-1")
+
+    # when
+    dropped = services.presence_restart_sweep(booted_at=booted_at, process="web-1")
+
+    # then: only the old life's sockets go, at once, and the speaker is absent since their last word
+    assert dropped == 2
+    assert sorted(Connection.objects.values_list("channel_name", flat=True)) == ["web-1-c", "web-2-a"]
+    assert Participant.objects.get(space=space, user=speaker).absent_since == last_word
+
+
+def sockets_left_by_a_killed_server() -> None:
+    """Sockets opened before this process started (one by web-1, one by web-2), and one opened since."""
+    space = make_space()
+    open_socket(space, UserFactory(), "old-1")
+    open_socket(space, AnonymousUser(), "old-2")
+    Connection.objects.filter(channel_name="old-1").update(process="web-1")
+    Connection.objects.filter(channel_name="old-2").update(process="web-2")
+    Connection.objects.update(opened_at=presence_loop.STARTED_AT - timedelta(seconds=1))
+    open_socket(space, UserFactory(), "new-1")
+
+
+def first_and_second_pass() -> tuple[list[str], list[str]]:
+    loop, left = PresenceLoop(), []
+    for _ in range(2):
+        loop.pass_once()
+        left.append(sorted(Connection.objects.values_list("channel_name", flat=True)))
+    return left[0], left[1]
+
+
+def test_the_only_process_drops_every_socket_opened_before_it_started_on_its_first_pass(settings):
+    # given: the in-process channel layer (`make run`'s), and sockets a killed server left
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "spaces_site.channel_layer.LocalChannelLayer"}}
+    sockets_left_by_a_killed_server()
+
+    # when / then: the old ones go at the first pass, though no timeout passed; the new one stays
+    assert first_and_second_pass() == (["new-1"], ["new-1"])
+
+
+@pytest.mark.parametrize(("name", "left"), [("web-1", ["new-1", "old-2"]), ("", ["new-1", "old-1", "old-2"])])
+def test_with_a_shared_channel_layer_a_process_drops_at_once_only_what_it_left_under_its_name(
+    settings, monkeypatch, name, left
+):
+    # given: a channel layer other processes share, and sockets left before this process started
+    monkeypatch.setattr(presence_loop, "only_process", lambda: False)
+    settings.SPACES_PROCESS_NAME = name
+    sockets_left_by_a_killed_server()
+
+    # when / then: its own (by name) go at the first pass; an unnamed process leaves them to the timeout
+    assert first_and_second_pass() == (left, left)
 
 
 def test_speaker_gone_past_the_grace_goes_back_to_the_audience(settings):
