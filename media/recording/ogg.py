@@ -6,6 +6,7 @@ the file as soon as it fills, so a process that dies mid-recording leaves a
 file that plays up to its last page. Every packet is 20 ms (the mixer's frame).
 """
 
+import io
 import random
 import struct
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ PACKET_SAMPLES = 960  # 20 ms at 48 kHz: every packet the mixer makes
 PACKET_MS = 20
 # A page every half second: what a crash can lose, and all the writer holds in memory.
 PAGE_PACKETS = 25
+# A cut bisects on the pages' positions to find its start; this much is read at each step.
+SEEK_WINDOW = 64 * 1024
 # A 20 ms Opus packet of silence (CELT, stereo), for time the room's clock skipped: it needs no encoder.
 SILENCE = b"\xfc\xff\xfe"
 DEFAULT_PRE_SKIP = 312
@@ -118,19 +121,68 @@ def cut(source: BinaryIO, target: BinaryIO, *, start_ms: int, end_ms: int) -> in
 
     Moments are on the recording's timeline (after its pre-skip). The packets
     are copied as they are, so the clip sounds exactly like the recording.
+    The source is read from a page just before the start (found by bisection,
+    `_seek_packet`), not from its beginning: a clip of a long recording costs
+    what its own seconds cost.
     """
-    head, packets = read(source)
+    pages = _pages(source)
+    head_page = next(pages, None)
+    if head_page is None or not head_page.packets or not head_page.packets[0].startswith(b"OpusHead"):
+        raise ValueError("Not an Ogg Opus file.")
+    head = head_page.packets[0]
+    next(pages, None)  # OpusTags
     pre_skip = pre_skip_of(head)
     first = max(0, round((start_ms * SAMPLE_RATE // 1000 + pre_skip) / PACKET_SAMPLES))
     last = max(first, round((end_ms * SAMPLE_RATE // 1000 + pre_skip) / PACKET_SAMPLES))
+    index = _seek_packet(source, serial=head_page.serial, packet=first)
     writer = OggOpusWriter(target, head=head)
-    for index, packet in enumerate(packets):
+    for page in _pages(source):
         if index >= last:
             break
-        if index >= first:
-            writer.write(packet)
+        for packet in page.packets:
+            if first <= index < last:
+                writer.write(packet)
+            index += 1
     writer.close()
     return writer.duration_ms
+
+
+def _seek_packet(file: BinaryIO, *, serial: int, packet: int) -> int:
+    """Move `file` (just past its OpusTags page) to the start of a page at or before the one holding audio
+    packet number `packet`; return the number of that page's first packet.
+
+    Every packet is 20 ms and a page's position counts the samples of every
+    packet up to its end, so a page's position tells which packets it holds.
+    """
+    lo, lo_packet = file.tell(), 0  # always the start of a page whose first packet is at most `packet`
+    file.seek(0, io.SEEK_END)
+    hi = file.tell()
+    while hi - lo > SEEK_WINDOW:
+        mid = (lo + hi) // 2
+        found = _page_at_or_after(file, mid, serial=serial, end=hi)
+        if found is None or found[0].position < 0 or found[0].position // PACKET_SAMPLES > packet:
+            hi = mid  # the packet is on that page or before it
+        else:
+            lo, lo_packet = found[1], found[0].position // PACKET_SAMPLES  # it is after that page
+    file.seek(lo)
+    return lo_packet
+
+
+def _page_at_or_after(file: BinaryIO, offset: int, *, serial: int, end: int) -> tuple[OggPage, int] | None:
+    """The first whole page of the stream `serial` starting in the window from `offset`, and where it ends."""
+    file.seek(offset)
+    window = file.read(min(SEEK_WINDOW, end - offset))
+    at = window.find(b"OggS")
+    while at >= 0:
+        file.seek(offset + at)
+        try:
+            page = OggPage(file)
+        except (EOFError, OggError):  # "OggS" inside a packet, or a page cut short
+            page = None
+        if page is not None and page.serial == serial:
+            return page, file.tell()
+        at = window.find(b"OggS", at + 1)
+    return None
 
 
 def duration_ms(file: BinaryIO) -> int:

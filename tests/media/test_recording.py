@@ -124,6 +124,42 @@ def test_a_cut_copies_the_packets_of_its_moments_and_plays_for_its_length(tmp_pa
         assert abs(ogg.duration_ms(file) - len(decode(path)) * 1000 / RATE) < 1
 
 
+class CountedReads(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_a_clip_of_a_long_recordings_end_reads_its_own_pages_not_the_whole_recording():
+    # given: two hours of packets (numbered, so each is known by its bytes), some holding "OggS" to mislead
+    # the search for pages, and a page flushed short here and there as a live clip's flush leaves them
+    packets = [(b"OggS%06d" if n % 97 == 0 else b"pk%06d") % n + b"." * 50 for n in range(360_000)]
+    file = io.BytesIO()
+    writer = OggOpusWriter(file, head=ogg.opus_head())
+    for n, packet in enumerate(packets):
+        writer.write(packet)
+        if n % 1_001 == 0:
+            writer.flush()
+    writer.close()
+    source = CountedReads(file.getvalue())
+
+    # when: the 30 s from 1:59:00 are cut
+    clip = io.BytesIO()
+    clipped = ogg.cut(source, clip, start_ms=7_140_000, end_ms=7_170_000)
+
+    # then: exactly those packets, having read a small part of the file
+    _, copied = ogg.read(io.BytesIO(clip.getvalue()))
+    first = (7_140_000 * 48 + ogg.DEFAULT_PRE_SKIP) // ogg.PACKET_SAMPLES
+    assert list(copied) == packets[first : first + 1_500]
+    assert clipped == (1_500 * ogg.PACKET_SAMPLES - ogg.DEFAULT_PRE_SKIP) * 1000 // ogg.SAMPLE_RATE
+    assert source.read_bytes < 12 * ogg.SEEK_WINDOW < len(source.getvalue()) // 25
+
+
 def test_a_file_with_no_whole_audio_page_is_no_ogg_opus_or_lasts_nothing():
     data, _, _ = unfinished_file(10)  # head and tags only: 10 packets never reach a page
     assert ogg.duration_ms(io.BytesIO(data)) == 0
