@@ -1,4 +1,5 @@
-"""Pages and files of recordings and clips: the audio (with range requests), clip pages, clipping, deleting."""
+"""Pages and files of recordings and clips: the audio (ranged, streamed, a few at once per person:
+`media.downloads`), clip pages, clipping, deleting."""
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,9 +13,9 @@ from django.views.decorators.http import require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from media import metrics, selectors
+from media.downloads import download_response
 from media.errors import BadClip
 from media.models import Clip, Recording
-from media.ranges import ranged_file_response
 from media.recording import services
 from spaces_site.client_address import from_this_machine
 from spaces_site.errors import NotAllowed, NotFound, ServiceError
@@ -35,10 +36,11 @@ def recording_audio(request: HttpRequest, recording_id: int) -> HttpResponse:
         recording = selectors.recording_get(recording_id=recording_id, viewer=request.user)
     except ServiceError as error:
         _or_http_error(error)
-    return ranged_file_response(
+    return download_response(
         request,
         default_storage,
         recording.file.name,
+        person=services.listener_of(request),
         content_type=OGG,
         filename=f"space-{recording.space_id}-{recording.pk}.ogg",
     )
@@ -123,8 +125,13 @@ def clip_audio(request: HttpRequest, token: str) -> HttpResponse:
         _or_http_error(error)
     if not clip.file:
         raise Http404("This clip isn't ready.")
-    return ranged_file_response(
-        request, default_storage, clip.file.name, content_type=OGG, filename=f"clip-{clip.token}.ogg"
+    return download_response(
+        request,
+        default_storage,
+        clip.file.name,
+        person=services.listener_of(request),
+        content_type=OGG,
+        filename=f"clip-{clip.token}.ogg",
     )
 
 

@@ -458,6 +458,12 @@ SPACES_REMINDER_LEAD_MIN = env_int("SPACES_REMINDER_LEAD_MIN", 15)
 SPACES_SCHEDULE_GRACE_H = env_int("SPACES_SCHEDULE_GRACE_H", 2)
 SPACES_RECORDING_RETENTION_D = env_int("SPACES_RECORDING_RETENTION_D", 30)
 SPACES_CLIP_RETENTION_D = env_int("SPACES_CLIP_RETENTION_D", 30)
+# Recordings and clips downloading at once per person (account, or visitor's address) per web
+# process; past it, 429 with Retry-After (media/downloads.py). 0: no cap.
+SPACES_DOWNLOADS_PER_PERSON = env_int("SPACES_DOWNLOADS_PER_PERSON", 4)
+# e.g. "/protected-media/": nginx sends recordings and clips (X-Accel-Redirect) from an internal
+# location aliased to MEDIA_ROOT; empty: the web process streams them.
+SPACES_MEDIA_ACCEL_REDIRECT = os.environ.get("SPACES_MEDIA_ACCEL_REDIRECT", "")
 # Where a media worker writes the recordings it is making (a local disk of the worker's machine);
 # finished ones move to the default storage (MEDIA_ROOT, or object storage).
 SPACES_RECORDING_SPOOL_DIR = Path(os.environ.get("SPACES_RECORDING_SPOOL_DIR", BASE_DIR / "var" / "recording-spool"))
