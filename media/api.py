@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from media import selectors
 from media.errors import ClipNotFound, RecordingNotFound
-from media.models import Clip, Recording
+from media.models import Clip, ClipState, Recording
 from media.recording import services
 from media.serializers import ClipFromReplaySerializer, ClipSerializer, RecordingSerializer
 from rooms.selectors import ensure_may_replay, space_get
@@ -29,11 +29,12 @@ class SpaceRecordingsApi(APIView):
 
 class SpaceClipsApi(APIView):
     """POST: clip "the last 30 s" of a live recorded space. The clip is cut by the media worker within a
-    moment: it is `pending` until then, then `ready` (or `failed`, with the reason)."""
+    moment: it is `pending` until then, then `ready` (or `failed`, with the reason). Past a clip limit,
+    429 `clip_limit` with `Retry-After`."""
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=None, responses={202: ClipSerializer, **error_responses(401, 403, 404, 409)})
+    @extend_schema(request=None, responses={202: ClipSerializer, **error_responses(401, 403, 404, 409, 429)})
     def post(self, request: Request, space_id: int) -> Response:
         clip = services.clip_of_live(actor=request.user, space_id=space_id)
         return Response(ClipSerializer(clip).data, status=status.HTTP_202_ACCEPTED)
@@ -58,18 +59,23 @@ class RecordingApi(APIView):
 
 
 class RecordingClipsApi(APIView):
-    """POST: clip up to 30 s of a replay, from `start_ms` (codec copy of the recording's packets)."""
+    """POST: clip up to 30 s of a replay, from `start_ms` (codec copy of the recording's packets). The clip
+    is cut off the request: 202 while it is `pending` (then `ready`, or `failed` with the reason), 201 if it
+    was cut already. Past a clip limit (per person or space per hour, storage), 429 `clip_limit` with
+    `Retry-After`."""
 
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        request=ClipFromReplaySerializer, responses={201: ClipSerializer, **error_responses(400, 401, 403, 404)}
+        request=ClipFromReplaySerializer,
+        responses={201: ClipSerializer, 202: ClipSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, recording_id: int) -> Response:
         data = ClipFromReplaySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         clip = services.clip_from_replay(actor=request.user, recording_id=recording_id, **data.validated_data)
-        return Response(ClipSerializer(clip).data, status=status.HTTP_201_CREATED)
+        made = status.HTTP_201_CREATED if clip.state == ClipState.READY else status.HTTP_202_ACCEPTED
+        return Response(ClipSerializer(clip).data, status=made)
 
 
 class RecordingPlaysApi(APIView):

@@ -1,4 +1,4 @@
-from spaces_site.errors import Conflict, InvalidRequest, NotFound
+from spaces_site.errors import Conflict, InvalidRequest, NotFound, ServiceError
 
 
 class RecordingNotFound(NotFound):
@@ -15,3 +15,10 @@ class NotRecording(Conflict):
 
 class BadClip(InvalidRequest):
     code = "bad_clip"
+
+
+class ClipLimited(ServiceError):
+    """Past one of the clip limits (`media.recording.clip_limits`); `retry_after` says when it frees up."""
+
+    status = 429
+    code = "clip_limit"

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from media import metrics, selectors
 from media.downloads import download_response
-from media.errors import BadClip
+from media.errors import BadClip, ClipLimited
 from media.models import Clip, Recording
 from media.recording import services
 from spaces_site.client_address import from_this_machine
@@ -76,7 +76,7 @@ def recording_delete(request: HttpRequest, recording_id: int) -> HttpResponse:
 @require_POST
 def clip_make(request: HttpRequest, space_id: int) -> HttpResponse:
     """Make a clip: of a replay (`recording` and `start` seconds, `length` up to 30 s), or of the live
-    space's last 30 s (no `recording`)."""
+    space's last 30 s (no `recording`). Past a clip limit, a 429 page with `Retry-After`."""
     try:
         if request.POST.get("recording"):
             start_ms, length_ms = (
@@ -91,6 +91,11 @@ def clip_make(request: HttpRequest, space_id: int) -> HttpResponse:
             )
         else:
             clip = services.clip_of_live(actor=request.user, space_id=space_id)
+    except ClipLimited as error:
+        context = {"detail": error.detail, "space_id": space_id}
+        response = render(request, "media/clip_refused.html", context, status=error.status)
+        response["Retry-After"] = str(error.extra["retry_after"])
+        return response
     except ServiceError as error:
         messages.error(request, error.detail)
         return redirect("space", space_id=space_id)

@@ -458,6 +458,15 @@ SPACES_REMINDER_LEAD_MIN = env_int("SPACES_REMINDER_LEAD_MIN", 15)
 SPACES_SCHEDULE_GRACE_H = env_int("SPACES_SCHEDULE_GRACE_H", 2)
 SPACES_RECORDING_RETENTION_D = env_int("SPACES_RECORDING_RETENTION_D", 30)
 SPACES_CLIP_RETENTION_D = env_int("SPACES_CLIP_RETENTION_D", 30)
+# Clips (media/recording/clip_limits.py): asked per person and per space in the last hour, and the
+# stored clips' bytes per person and per space; past one, 429 with Retry-After. 0: no limit.
+SPACES_CLIPS_PER_HOUR = env_int("SPACES_CLIPS_PER_HOUR", 10)
+SPACES_CLIPS_PER_SPACE_PER_HOUR = env_int("SPACES_CLIPS_PER_SPACE_PER_HOUR", 100)
+SPACES_CLIP_STORAGE_PER_PERSON_MB = env_int("SPACES_CLIP_STORAGE_PER_PERSON_MB", 50)
+SPACES_CLIP_STORAGE_PER_SPACE_MB = env_int("SPACES_CLIP_STORAGE_PER_SPACE_MB", 500)
+# Clips of replays are cut off the request: by a Celery worker, or with tasks in-process, on one
+# thread of this process, one at a time (media/recording/services.py `clip_cut_soon`).
+SPACES_CLIP_CUT_THREAD = env_bool("SPACES_CLIP_CUT_THREAD", CELERY_TASK_ALWAYS_EAGER)
 # Recordings and clips downloading at once per person (account, or visitor's address) per web
 # process; past it, 429 with Retry-After (media/downloads.py). 0: no cap.
 SPACES_DOWNLOADS_PER_PERSON = env_int("SPACES_DOWNLOADS_PER_PERSON", 4)

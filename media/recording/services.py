@@ -7,11 +7,17 @@ the worker is closing). A worker that died leaves an unlocked spool file;
 finishes it as "ended early": what was written up to then plays.
 Files go to `default_storage`: FileSystemStorage under MEDIA_ROOT by default,
 any storage backend (S3-compatible object storage) in production.
+
+A clip is asked within the limits of `clip_limits` and cut off the request:
+a replay's by `clip_cut_task` (a Celery worker, or this process's clip
+thread when tasks run in-process), a live space's by the media worker that
+records it. A cut reads only the pages of its own seconds (`ogg.cut`).
 """
 
 import fcntl
 import logging
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,16 +27,19 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts import lock_objects as accounts_locks
 from accounts.models import User
 from accounts.services import audit_record
+from media import tasks
 from media.errors import BadClip, NotRecording, RecordingNotFound
 from media.models import Clip, ClipState, Recording, RecordingState
-from media.recording import ogg
+from media.recording import clip_limits, ogg
 from media.signalling import CLIP, worker_channel
+from rooms import lock_objects as rooms_locks
 from rooms import selectors as rooms_selectors
 from rooms.errors import ActionNotAllowed, WrongState
 from rooms.models import Space, SpaceState
@@ -42,6 +51,8 @@ CLIP_MAX_MS = 30_000
 CLIP_MIN_MS = 1_000
 # A live clip not cut by then has failed.
 CLIP_WAIT_S = 15
+# A replay's clip waits in the task queue: not cut by then, it has failed.
+CLIP_QUEUE_WAIT_S = 600
 # The same person playing the same replay again within this counts once.
 PLAY_AGAIN_S = 30 * 60
 
@@ -149,38 +160,78 @@ def clip_cut_live(*, clip_id: int, recording_id: int, spool: Path, now_ms: int) 
 
 
 def clip_fail(*, clip_id: int, reason: str) -> None:
-    Clip.objects.filter(pk=clip_id, state=ClipState.PENDING).update(state=ClipState.FAILED, failure=reason)
+    Clip.objects.filter(pk=clip_id, state=ClipState.PENDING).update(
+        state=ClipState.FAILED, failure=reason, size_bytes=0
+    )
 
 
 def clip_settle(clip: Clip) -> Clip:
-    """A live clip the worker never cut (it was down, or restarting) fails after a while, saying so."""
-    if clip.state == ClipState.PENDING and clip.created_at < timezone.now() - timedelta(seconds=CLIP_WAIT_S):
+    """A clip never cut (the worker was down or restarting, the queue stood still) fails after a while,
+    saying so."""
+    wait_s = CLIP_WAIT_S if clip.asked_at else CLIP_QUEUE_WAIT_S
+    if clip.state == ClipState.PENDING and clip.created_at < timezone.now() - timedelta(seconds=wait_s):
         clip_fail(clip_id=clip.pk, reason="The audio server didn't cut it in time; try again.")
         clip.refresh_from_db()
     return clip
 
 
+def clip_cut(*, clip_id: int) -> Clip | None:
+    """Cut a replay's clip that waited in the queue (`clip_cut_task`): its recording's packets between its
+    moments. None if there was nothing to cut: cut already, failed, deleted, or its recording gone."""
+    clip = Clip.objects.select_related("recording").filter(pk=clip_id, state=ClipState.PENDING).first()
+    if clip is None or clip.asked_at is not None:
+        return None  # done or gone; a live clip is the media worker's
+    recording = clip.recording
+    if recording is None or recording.state != RecordingState.READY or not recording.file:
+        clip_fail(clip_id=clip.pk, reason="Its recording was deleted before the clip was cut.")
+        return None
+    with recording.file.open("rb") as source:
+        return _store_clip(clip, source, recording_id=recording.pk, start_ms=clip.start_ms, end_ms=clip.end_ms)
+
+
 def _store_clip(clip: Clip, source, *, recording_id: int, start_ms: int, end_ms: int) -> Clip:
     with tempfile.TemporaryFile() as target:
         duration = ogg.cut(source, target, start_ms=start_ms, end_ms=end_ms)
+        size = target.tell()
+        refusal = _keep_within_storage(clip, size)
+        if refusal is not None:
+            clip_fail(clip_id=clip.pk, reason=refusal)
+            clip.refresh_from_db()
+            return clip
         target.seek(0)
         name = default_storage.save(f"clips/space-{clip.space_id}/{clip.token}.ogg", File(target))
-    clip.recording_id = recording_id
-    clip.file.name = name
-    clip.start_ms = start_ms
-    clip.end_ms = start_ms + duration
-    clip.duration_ms = duration
-    clip.size_bytes = default_storage.size(name)
-    clip.state = ClipState.READY
-    clip.save()
+    stored = Clip.objects.filter(pk=clip.pk, state=ClipState.PENDING).update(
+        recording_id=recording_id,
+        file=name,
+        start_ms=start_ms,
+        end_ms=start_ms + duration,
+        duration_ms=duration,
+        size_bytes=size,
+        state=ClipState.READY,
+    )
+    if not stored:  # deleted (or failed) while it was being cut
+        default_storage.delete(name)
+    clip.refresh_from_db()
     return clip
+
+
+def _keep_within_storage(clip: Clip, size: int) -> str | None:
+    """Count the cut clip's real size in place of its estimate, unless that passes a storage cap (why, then)."""
+    with transaction.atomic():
+        accounts_locks.users_for_update(clip.maker_id)
+        rooms_locks.space_for_update(clip.space_id)
+        refusal = clip_limits.storage_refusal(clip=clip, size_bytes=size, now=timezone.now())
+        if refusal is None:
+            Clip.objects.filter(pk=clip.pk, state=ClipState.PENDING).update(size_bytes=size)
+    return refusal
 
 
 # The web's side
 
 
 def clip_from_replay(*, actor: User, recording_id: int, start_ms: int, duration_ms: int = CLIP_MAX_MS) -> Clip:
-    """Anyone who may hear a recorded space clips up to 30 s of its replay (packets copied, no re-encode)."""
+    """Anyone who may hear a recorded space clips up to 30 s of its replay (packets copied, no re-encode),
+    within the clip limits; the clip is cut off the request (`clip_cut_soon`), pending until then."""
     if not actor.is_authenticated:
         raise ActionNotAllowed("Log in to make a clip.", code="login_required")
     recording = Recording.objects.select_related("space").filter(pk=recording_id, state=RecordingState.READY).first()
@@ -192,10 +243,45 @@ def clip_from_replay(*, actor: User, recording_id: int, start_ms: int, duration_
     if not 0 <= start_ms < recording.duration_ms:
         raise BadClip(f"A clip starts within the recording (0 to {recording.duration_ms} ms).")
     end_ms = min(recording.duration_ms, start_ms + duration_ms)
-    clip = _new_clip(actor=actor, space=recording.space)
-    with recording.file.open("rb") as source:
-        _store_clip(clip, source, recording_id=recording.pk, start_ms=start_ms, end_ms=end_ms)
+    with transaction.atomic():
+        clip = _new_clip(
+            actor=actor,
+            space=recording.space,
+            expected=clip_limits.expected_bytes(recording=recording, duration_ms=end_ms - start_ms),
+            recording=recording,
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+        transaction.on_commit(lambda: clip_cut_soon(clip.pk))
+    clip.refresh_from_db()  # cut already if the cut ran in this thread (tasks in-process, no clip thread)
     return clip
+
+
+_cut_thread: ThreadPoolExecutor | None = None
+
+
+def clip_cut_soon(clip_id: int) -> None:
+    """Cut a replay's clip off the request: on a Celery worker; with tasks in-process
+    (`SPACES_CLIP_CUT_THREAD`), on this process's one clip thread, a clip at a time."""
+    global _cut_thread
+    if not settings.SPACES_CLIP_CUT_THREAD:
+        tasks.clip_cut_task.delay(clip_id)
+        return
+    if _cut_thread is None:
+        _cut_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-cut")
+    _cut_thread.submit(_cut_apart, clip_id).add_done_callback(_log_failure)
+
+
+def _cut_apart(clip_id: int) -> None:
+    try:
+        clip_cut(clip_id=clip_id)
+    finally:
+        connections.close_all()  # the thread lives on; its connections don't
+
+
+def _log_failure(done: Future) -> None:
+    if done.exception() is not None:
+        log.error("cutting a clip failed", exc_info=done.exception())
 
 
 def clip_of_live(*, actor: User, space_id: int) -> Clip:
@@ -211,19 +297,43 @@ def clip_of_live(*, actor: User, space_id: int) -> Clip:
         or not Recording.objects.filter(space=space, state=RecordingState.RECORDING).exists()
     ):
         raise NotRecording("This space isn't being recorded, so there is nothing to clip.")
-    clip = _new_clip(actor=actor, space=space, asked_at=timezone.now())
+    clip = _new_clip(
+        actor=actor,
+        space=space,
+        expected=clip_limits.expected_bytes(recording=None, duration_ms=CLIP_MAX_MS),
+        asked_at=timezone.now(),
+    )
     message = {"type": CLIP, "clip_id": clip.pk, "space_id": space.pk, "asked_at": clip.asked_at.timestamp()}
     async_to_sync(get_channel_layer().send)(worker_channel(space.pk), message)
     return clip
 
 
-def _new_clip(*, actor: User, space: Space, asked_at: datetime | None = None) -> Clip:
+def _new_clip(
+    *,
+    actor: User,
+    space: Space,
+    expected: int,
+    asked_at: datetime | None = None,
+    recording: Recording | None = None,
+    start_ms: int = 0,
+    end_ms: int = 0,
+) -> Clip:
+    """A pending clip, within the clip limits (`ClipLimited`, 429, past one); it counts as `expected`
+    bytes until it is cut."""
     with transaction.atomic():
+        accounts_locks.users_for_update(actor.pk)
+        rooms_locks.space_for_update(space.pk)
+        now = timezone.now()
+        clip_limits.clip_allowance_check(actor=actor, space=space, expected=expected, now=now)
         clip = Clip.objects.create(
             space=space,
             maker=actor,
             asked_at=asked_at,
-            expires_at=timezone.now() + timedelta(days=settings.SPACES_CLIP_RETENTION_D),
+            recording=recording,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            size_bytes=expected,
+            expires_at=now + timedelta(days=settings.SPACES_CLIP_RETENTION_D),
         )
         numbers_add(space_id=space.pk, clips=1)
     return clip
@@ -277,7 +387,10 @@ def delete_with_file(row: Recording | Clip, *, actor: User | None = None) -> Non
     """Delete a recording or a clip and its file; a person's deletion is audited (expiry is not)."""
     if actor is not None:
         kind = "recording" if isinstance(row, Recording) else "clip"
-        audit_record(actor=actor, action=f"media.{kind}.deleted", subject=row.space, **{kind: str(row.pk)})
+        details = {kind: str(row.pk)}
+        if isinstance(row, Clip):  # it still counts among its maker's and its space's clips of the hour
+            details.update(maker=row.maker_id, made_at=row.created_at.timestamp())
+        audit_record(actor=actor, action=f"media.{kind}.deleted", subject=row.space, **details)
     name = row.file.name
     row.delete()
     if name:

@@ -136,14 +136,17 @@ def test_the_beat_task_deletes_expired_recordings_and_clips_file_and_row():
     assert recordings_expire() == {"recordings": 0, "clips": 0}
 
 
-def test_a_clip_of_seconds_two_to_five_is_three_seconds_of_the_first_tone(api):
+def test_a_clip_of_seconds_two_to_five_is_three_seconds_of_the_first_tone(api, django_capture_on_commit_callbacks):
     space, recording = ended_recorded_space()
     listener = UserFactory()
     api.force_authenticate(listener)
 
-    made = api.post(f"/api/recordings/{recording.pk}/clips/", {"start_ms": 2000, "duration_ms": 3000}, format="json")
+    with django_capture_on_commit_callbacks(execute=True) as queued:  # the cut is queued as the request commits
+        made = api.post(
+            f"/api/recordings/{recording.pk}/clips/", {"start_ms": 2000, "duration_ms": 3000}, format="json"
+        )
 
-    assert made.status_code == 201, made.json()
+    assert (made.status_code, made.json()["state"], len(queued)) == (202, "pending", 1), made.json()
     clip = Clip.objects.get(token=made.json()["token"])
     with default_storage.open(clip.file.name) as file:
         samples = decode(file)
@@ -184,11 +187,12 @@ def test_a_clip_must_start_within_the_recording(api):
     assert not Clip.objects.exists()
 
 
-def test_a_clip_is_deleted_by_its_maker_or_the_host_not_by_others(api):
+def test_a_clip_is_deleted_by_its_maker_or_the_host_not_by_others(api, django_capture_on_commit_callbacks):
     _, recording = ended_recorded_space()
     maker, other = UserFactory(), UserFactory()
     api.force_authenticate(maker)
-    token = api.post(f"/api/recordings/{recording.pk}/clips/", {"start_ms": 0}, format="json").json()["token"]
+    with django_capture_on_commit_callbacks(execute=True):
+        token = api.post(f"/api/recordings/{recording.pk}/clips/", {"start_ms": 0}, format="json").json()["token"]
     name = Clip.objects.get(token=token).file.name
 
     api.force_authenticate(other)
@@ -202,10 +206,11 @@ def test_a_clip_is_deleted_by_its_maker_or_the_host_not_by_others(api):
     assert AuditEntry.objects.filter(action="media.clip.deleted", actor=maker).exists()
 
 
-def test_the_host_deletes_a_recording_sooner_and_clips_made_from_it_stay(api):
+def test_the_host_deletes_a_recording_sooner_and_clips_made_from_it_stay(api, django_capture_on_commit_callbacks):
     space, recording = ended_recorded_space()
     api.force_authenticate(UserFactory())
-    token = api.post(f"/api/recordings/{recording.pk}/clips/", {"start_ms": 0}, format="json").json()["token"]
+    with django_capture_on_commit_callbacks(execute=True):
+        token = api.post(f"/api/recordings/{recording.pk}/clips/", {"start_ms": 0}, format="json").json()["token"]
     refused = api.delete(f"/api/recordings/{recording.pk}/")
     api.force_authenticate(space.host)
 
@@ -273,11 +278,12 @@ def test_recording_files_are_never_served_as_plain_uploads(client):
     assert direct.status_code == 404
 
 
-def test_the_replay_pages_clip_form_makes_a_clip_and_opens_its_page(client):
+def test_the_replay_pages_clip_form_makes_a_clip_and_opens_its_page(client, django_capture_on_commit_callbacks):
     space, recording = ended_recorded_space()
     client.force_login(UserFactory())
 
-    made = client.post(f"/spaces/{space.pk}/clips/", {"recording": recording.pk, "start": "2.0", "length": "3"})
+    with django_capture_on_commit_callbacks(execute=True):
+        made = client.post(f"/spaces/{space.pk}/clips/", {"recording": recording.pk, "start": "2.0", "length": "3"})
     bad = client.post(
         f"/spaces/{space.pk}/clips/", {"recording": recording.pk, "start": "later", "length": "3"}, follow=True
     )
@@ -293,7 +299,9 @@ def test_the_replay_pages_clip_form_makes_a_clip_and_opens_its_page(client):
 
 def test_a_live_clip_no_worker_cut_fails_after_a_while_and_says_so(api):
     space = make_space(host=make_host(), recording_enabled=True)
-    clip = Clip.objects.create(space=space, maker=space.host, expires_at=timezone.now() + timedelta(days=30))
+    clip = Clip.objects.create(
+        space=space, maker=space.host, asked_at=timezone.now(), expires_at=timezone.now() + timedelta(days=30)
+    )
     api.force_authenticate(space.host)
 
     waiting = api.get(f"/api/clips/{clip.token}/").json()

@@ -35,7 +35,7 @@ def ticket(space: Space, buyer, state: TicketState) -> Ticket:
 
 
 @pytest.fixture
-def ended_ticketed_space():
+def ended_ticketed_space(django_capture_on_commit_callbacks):
     """A ticketed recorded space that ran with five people in its audience, then ended with a
     transcript, a replay and a clip: `holder` kept her ticket; `refunded` got his money back after the
     space; `blocked` holds a paid ticket but the host blocked her afterwards; `removed` holds one and the
@@ -53,7 +53,8 @@ def ended_ticketed_space():
     )
     services.space_end(actor=host, space_id=space.pk)
     recording = recording_of(space, (440, 3))
-    clip = clip_from_replay(actor=host, recording_id=recording.pk, start_ms=0, duration_ms=2_000)
+    with django_capture_on_commit_callbacks(execute=True):  # its cut is queued as it commits
+        clip = clip_from_replay(actor=host, recording_id=recording.pk, start_ms=0, duration_ms=2_000)
     Ticket.objects.filter(space=space, buyer=people["refunded"]).update(state=TicketState.REFUNDED)
     accounts_services.user_block(blocker=host, blocked=people["blocked"])
     return space, recording, clip, {"host": host, **people}
