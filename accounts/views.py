@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 from accounts import selectors, services
 from accounts.errors import UserNotFound
@@ -142,9 +142,22 @@ def unblock(request: HttpRequest, username: str) -> HttpResponse:
     )
 
 
+class SignupThrottle(AnonRateThrottle):
+    """The API's `auth` limit (SPACES_API_AUTH_RATE, per address) for the sign-up form. Its cache key is
+    the one `SignupApi`'s and `TokenApi`'s scoped throttle uses for a visitor (`throttle_auth_<address>`,
+    the address `client_address` reads): one budget per address for every door, so throwaway accounts
+    can't be made through the form past the API's limit."""
+
+    scope = "auth"
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
+    if request.method == "POST":
+        throttle = SignupThrottle()
+        if not throttle.allow_request(request, None):
+            return _signups_paused(request, wait_s=math.ceil(throttle.wait() or 60))
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = services.user_signup(
@@ -157,6 +170,15 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome to Spaces, {user.name}.")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def _signups_paused(request: HttpRequest, *, wait_s: int) -> HttpResponse:
+    """The sign-up form's answer past the per-address limit: a 429 page that says when to come back."""
+    minutes = math.ceil(wait_s / 60)
+    detail = f"Too many sign-ups from your network. Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+    response = render(request, "registration/signup_paused.html", {"detail": detail}, status=429)
+    response["Retry-After"] = str(wait_s)
+    return response
 
 
 @login_required

@@ -123,6 +123,68 @@ def test_signup_page_creates_an_account_and_signs_in():
     assert User.objects.get(username="newbie").check_password("a-long-passphrase")
 
 
+SIGNUPS_PER_MINUTE = 10  # SPACES_API_AUTH_RATE's default, per address
+
+
+def sign_up_through_the_form(n: int, *, address: str = "198.51.100.7"):
+    # A fresh browser each time: one signed in by its sign-up would be sent home, not counted.
+    return Client(REMOTE_ADDR=address).post(
+        "/accounts/signup/",
+        {
+            "username": f"form{n}",
+            "display_name": "",
+            "email": f"form{n}@example.com",
+            "password1": "a-long-passphrase",
+            "password2": "a-long-passphrase",
+        },
+    )
+
+
+def sign_up_through_the_api(api, n: int, *, address: str = "198.51.100.7"):
+    return api.post(
+        "/api/auth/signup/",
+        {"username": f"api{n}", "email": f"api{n}@example.com", "password": "a-long-passphrase"},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_the_signup_form_and_the_api_share_one_limit_per_address(api):
+    # given: an address spends half its sign-ups through the form and half through the API
+    half = SIGNUPS_PER_MINUTE // 2
+    through_the_form = [sign_up_through_the_form(n).status_code for n in range(half)]
+    through_the_api = [sign_up_through_the_api(api, n).status_code for n in range(SIGNUPS_PER_MINUTE - half)]
+
+    # when: it asks for one more through each door, and another address signs up through the form
+    form_past = sign_up_through_the_form(100)
+    api_past = sign_up_through_the_api(api, 100)
+    elsewhere = sign_up_through_the_form(200, address="203.0.113.9")
+
+    # then: one budget for both doors; past it a 429 page that says when to come back, and no account
+    assert through_the_form == [302] * half
+    assert through_the_api == [201] * (SIGNUPS_PER_MINUTE - half)
+    assert form_past.status_code == 429
+    assert 1 <= int(form_past["Retry-After"]) <= 60
+    assert "Too many sign-ups from your network. Try again in 1 minute." in form_past.content.decode()
+    assert (api_past.status_code, api_past.json()["code"]) == (429, "throttled")
+    assert elsewhere.status_code == 302
+    assert not User.objects.filter(username__in=["form100", "api100"]).exists()
+    assert User.objects.count() == SIGNUPS_PER_MINUTE + 1
+
+
+def test_the_signup_form_past_the_limit_keeps_the_apis_budget_spent(api):
+    # given: an address spends its whole budget through the form
+    spent = [sign_up_through_the_form(n).status_code for n in range(SIGNUPS_PER_MINUTE)]
+
+    # when
+    api_after = sign_up_through_the_api(api, 0)
+    form_page = Client(REMOTE_ADDR="198.51.100.7").get("/accounts/signup/")
+
+    # then: the API refuses it too; the form itself still shows (only sign-ups count)
+    assert spent == [302] * SIGNUPS_PER_MINUTE
+    assert api_after.status_code == 429
+    assert form_page.status_code == 200
+
+
 def test_login_and_logout(user):
     client = Client()
 
