@@ -408,7 +408,10 @@ CONTENT_SECURITY_POLICY = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any client. The scheme,
+    # like the client's address, is taken from the trusted proxies only (spaces_site/client_address.py
+    # sets the ASGI scope's `scheme`, which `request.is_secure()` reads): behind a TLS proxy, list it in
+    # SPACES_TRUSTED_PROXIES, or every request is plain HTTP to the site (and SECURE_SSL_REDIRECT loops).
     # HTTPS remembered by browsers for a year. The TLS proxy usually sends plain HTTP to HTTPS;
     # SECURE_SSL_REDIRECT=1 has the site do it too (README, "Production": `check --deploy` clean),
     # still letting the balancer's and the supervisor's health checks in over plain HTTP.

@@ -2,9 +2,12 @@
 proxies, read from the right; the settings that list them; and who counts as this machine."""
 
 import asyncio
+import io
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIRequest
 from django.test import RequestFactory
 
 from spaces_site.client_address import ClientAddress, from_this_machine
@@ -112,6 +115,24 @@ def test_the_scheme_is_believed_from_a_trusted_proxy_only():
     assert resolved(PROXY, forwarded_for="203.0.113.9", proto="https")["scheme"] == "https"
     assert resolved(PROXY, forwarded_for="203.0.113.9", proto="https", kind="websocket")["scheme"] == "wss"
     assert resolved("203.0.113.9", proto="https")["scheme"] == "http"
+
+
+def is_secure(peer: str, *, proto: str, trusted: list[str] | None = None) -> bool:
+    """Whether Django, with the site's settings, takes a request from `peer` claiming `proto` for HTTPS."""
+    scope = resolved(peer, forwarded_for="203.0.113.9", proto=proto, trusted=trusted)
+    return ASGIRequest({**scope, "method": "GET", "query_string": b""}, io.BytesIO()).is_secure()
+
+
+def test_a_client_cannot_make_its_plain_request_secure_by_saying_so():
+    # given: the production settings (DEBUG off), the test settings' too
+    assert not settings.DEBUG
+
+    # when / then: X-Forwarded-Proto from a peer that is no trusted proxy, or with none trusted, is not
+    # believed; from the trusted proxy it is
+    assert is_secure("203.0.113.66", proto="https") is False
+    assert is_secure(PROXY, proto="https", trusted=[]) is False
+    assert is_secure(PROXY, proto="https") is True
+    assert is_secure(PROXY, proto="http") is False
 
 
 def test_a_scope_without_a_client_or_of_another_kind_passes_untouched():
