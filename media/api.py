@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from media import selectors
@@ -27,7 +28,17 @@ class SpaceRecordingsApi(APIView):
         return Response(RecordingSerializer(selectors.replay_parts(space=space), many=True).data)
 
 
-class SpaceClipsApi(APIView):
+class ClipAsksThrottled:
+    """Clips asked are limited per account (`clip` scope, SPACES_API_CLIP_RATE, a budget the replay page's
+    form shares) on top of the usual limits: past it the refusal is remembered in front of Django."""
+
+    throttle_scope = "clip"
+
+    def get_throttles(self):
+        return [*super().get_throttles(), ScopedRateThrottle()]
+
+
+class SpaceClipsApi(ClipAsksThrottled, APIView):
     """POST: clip "the last 30 s" of a live recorded space. The clip is cut by the media worker within a
     moment: it is `pending` until then, then `ready` (or `failed`, with the reason). Past a clip limit,
     429 `clip_limit` with `Retry-After`."""
@@ -58,7 +69,7 @@ class RecordingApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RecordingClipsApi(APIView):
+class RecordingClipsApi(ClipAsksThrottled, APIView):
     """POST: clip up to 30 s of a replay, from `start_ms` (codec copy of the recording's packets). The clip
     is cut off the request: 202 while it is `pending` (then `ready`, or `failed` with the reason), 201 if it
     was cut already. Past a clip limit (per person or space per hour, storage), 429 `clip_limit` with

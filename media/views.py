@@ -1,6 +1,8 @@
 """Pages and files of recordings and clips: the audio (ranged, streamed, a few at once per person:
 `media.downloads`), clip pages, clipping, deleting."""
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from rest_framework.throttling import UserRateThrottle
 
 from media import metrics, selectors
 from media.downloads import download_response
@@ -72,11 +75,28 @@ def recording_delete(request: HttpRequest, recording_id: int) -> HttpResponse:
     return redirect("space", space_id=recording.space_id)
 
 
+class ClipAskThrottle(UserRateThrottle):
+    """The API's `clip` limit (SPACES_API_CLIP_RATE) for the replay page's form: its cache key is the one
+    the clip endpoints' scoped throttle uses (`throttle_clip_<user id>`), one budget per account for both."""
+
+    scope = "clip"
+
+
+def _clip_refused(request: HttpRequest, space_id: int, detail: str, retry_after: int) -> HttpResponse:
+    response = render(request, "media/clip_refused.html", {"detail": detail, "space_id": space_id}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 @login_required
 @require_POST
 def clip_make(request: HttpRequest, space_id: int) -> HttpResponse:
     """Make a clip: of a replay (`recording` and `start` seconds, `length` up to 30 s), or of the live
     space's last 30 s (no `recording`). Past a clip limit, a 429 page with `Retry-After`."""
+    throttle = ClipAskThrottle()
+    if not throttle.allow_request(request, None):
+        wait = math.ceil(throttle.wait() or 60)
+        return _clip_refused(request, space_id, f"You're asking for clips too fast: try again in {wait} seconds.", wait)
     try:
         if request.POST.get("recording"):
             start_ms, length_ms = (
@@ -92,10 +112,7 @@ def clip_make(request: HttpRequest, space_id: int) -> HttpResponse:
         else:
             clip = services.clip_of_live(actor=request.user, space_id=space_id)
     except ClipLimited as error:
-        context = {"detail": error.detail, "space_id": space_id}
-        response = render(request, "media/clip_refused.html", context, status=error.status)
-        response["Retry-After"] = str(error.extra["retry_after"])
-        return response
+        return _clip_refused(request, space_id, error.detail, error.extra["retry_after"])
     except ServiceError as error:
         messages.error(request, error.detail)
         return redirect("space", space_id=space_id)

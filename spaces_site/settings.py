@@ -371,6 +371,9 @@ REST_FRAMEWORK = {
         "auth": os.environ.get("SPACES_API_AUTH_RATE", "10/min"),
         # Follows per account, the API and the page form together (unfollowing is never limited).
         "follow": os.environ.get("SPACES_API_FOLLOW_RATE", "100/hour"),
+        # Clips asked per account, the API and the replay page's form together: a flood of asks is
+        # refused before Django after a few (spaces_site/refusals.py); the hourly limit is the service's.
+        "clip": os.environ.get("SPACES_API_CLIP_RATE", "20/min"),
     },
     # The client's address is REMOTE_ADDR alone, never X-Forwarded-For as DRF would read it: the one
     # value that spaces_site/client_address.py settles (from SPACES_TRUSTED_PROXIES), as axes and the

@@ -320,6 +320,8 @@ def _new_clip(
 ) -> Clip:
     """A pending clip, within the clip limits (`ClipLimited`, 429, past one); it counts as `expected`
     bytes until it is cut."""
+    # First without locks, so that asking past a limit takes no lock (nor SQLite's write lock).
+    clip_limits.clip_allowance_check(actor=actor, space=space, expected=expected, now=timezone.now())
     with transaction.atomic():
         accounts_locks.users_for_update(actor.pk)
         rooms_locks.space_for_update(space.pk)

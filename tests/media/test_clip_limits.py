@@ -193,3 +193,18 @@ def test_twelve_clips_asked_at_once_by_one_person_make_ten():
     refused = [result for result in results if isinstance(result, Exception)]
     assert len(refused) == 2 and {type(error).__name__ for error in refused} == {"ClipLimited"}
     assert Clip.objects.filter(maker=fan).count() == 10
+
+
+def test_asking_for_clips_faster_than_the_api_allows_is_throttled_before_the_hourly_limit(api, settings):
+    # given: an hourly limit out of the way, and someone asking for clips as fast as they can
+    settings.SPACES_CLIPS_PER_HOUR = 100
+    _, recording = ended_recorded_space()
+    api.force_authenticate(UserFactory())
+
+    # when
+    answers = [clip_asked(api, recording) for _ in range(21)]
+
+    # then: 20 a minute (SPACES_API_CLIP_RATE), then DRF's throttle, whose short wait the site remembers
+    assert [answer.status_code for answer in answers] == [202] * 20 + [429]
+    assert answers[-1].json()["code"] == "throttled" and int(answers[-1]["Retry-After"]) <= 60
+    assert Clip.objects.count() == 20
