@@ -39,6 +39,10 @@ from prometheus_client import Gauge
 
 from spaces_site.admission import LEAVE_LINE
 
+# The scope's mark that the site's handler (`spaces_site.handler.SiteHandler`) serves the request, and so
+# answers its `OutsideCall` on the event loop: the request's `RequestThread`, released for the wait.
+ANSWERED_OUTSIDE = "spaces.outside.handler"
+
 WAITING = Gauge("spaces_web_outside_waits", "Requests of this web process waiting on an outside service (Stripe).")
 
 # The chain's headers the real response doesn't take: they describe the placeholder's body.
@@ -60,6 +64,9 @@ class OutsideCall(HttpResponse):
             leave = request.scope.get(LEAVE_LINE)
             if leave is not None:
                 leave()
+            thread = request.scope.get(ANSWERED_OUTSIDE)
+            if thread is not None:
+                thread.release()  # the request's thread, back to the pool until `then` runs
         # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
         return await asyncio.shield(self._finish(request))
 
@@ -87,11 +94,6 @@ class OutsideCall(HttpResponse):
         if notes is not None:
             notes.update(response)
         return response
-
-
-# The scope's mark that the site's handler (`spaces_site.handler.SiteHandler`) serves the request, and so
-# answers its `OutsideCall` on the event loop.
-ANSWERED_OUTSIDE = "spaces.outside.handler"
 
 
 class OutsideCallMiddleware:

@@ -20,6 +20,19 @@ def lifetime_fee_minor(sales_minor: int) -> int:
     return (low + high + 5000) // 10000
 
 
+def lifetime_fee_sql(sales: str) -> str:
+    """F(S) in SQL, for a statement that sums S itself (the seat hold, under the seller's lock): the same
+    rule as `lifetime_fee_minor` on the integer expression `sales`, in integer arithmetic that SQLite
+    and PostgreSQL compute alike (tests/ticketing/test_fees.py holds the two together)."""
+    tier = int(settings.SPACES_TICKET_FEE_TIER_MINOR)
+    low, high = int(settings.SPACES_TICKET_FEE_LOW_BPS), int(settings.SPACES_TICKET_FEE_HIGH_BPS)
+    sales = f"CAST(({sales}) AS BIGINT)"  # S times a rate in basis points passes 32 bits from 214,748.36
+    return (
+        f"(((CASE WHEN ({sales}) < {tier} THEN ({sales}) ELSE {tier} END) * {low}"
+        f" + (CASE WHEN ({sales}) > {tier} THEN ({sales}) - {tier} ELSE 0 END) * {high} + 5000) / 10000)"
+    )
+
+
 def application_fee_minor(*, amount_minor: int, sold_before_minor: int) -> int:
     """The fee on one sale of `amount_minor` by a creator who has sold `sold_before_minor` before it."""
     if amount_minor < 0 or sold_before_minor < 0:

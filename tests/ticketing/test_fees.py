@@ -1,6 +1,9 @@
 """The platform's fee: 3 % of a creator's lifetime sales up to 50,000.00, 20 % above, per sale across the tier."""
 
-from ticketing.fees import application_fee_minor, lifetime_fee_minor
+import pytest
+from django.db import connection
+
+from ticketing.fees import application_fee_minor, lifetime_fee_minor, lifetime_fee_sql
 
 
 def test_below_the_tier_the_fee_is_3_percent_rounded_half_up():
@@ -38,3 +41,17 @@ def test_the_rates_and_the_tier_are_settings(settings):
     settings.SPACES_TICKET_FEE_TIER_MINOR = 1000
 
     assert application_fee_minor(amount_minor=1000, sold_before_minor=500) == 25 + 50
+
+
+# Around 0, the tier (5,000,000) and rounding's halves, and far past the tier.
+SALES = [0, 1, 16, 17, 49, 50, 51, 999, 4_999_983, 4_999_999, 5_000_000, 5_000_001, 5_000_024, 5_000_025, 10**11]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tier", [5_000_000, 1000])
+def test_the_seat_holds_sql_computes_the_same_fee_as_python(settings, tier):
+    settings.SPACES_TICKET_FEE_TIER_MINOR = tier
+    with connection.cursor() as cursor:
+        for sales in SALES:
+            cursor.execute(f"SELECT {lifetime_fee_sql('s.v')} FROM (SELECT %s AS v) s", [sales])
+            assert cursor.fetchone()[0] == lifetime_fee_minor(sales), sales

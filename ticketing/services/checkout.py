@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Block, User
@@ -38,8 +38,8 @@ from ticketing.errors import (
     TicketNotFound,
     TicketWrongState,
 )
-from ticketing.fees import application_fee_minor
-from ticketing.models import SEAT_TAKING_STATES, Ticket, TicketOffer, TicketState
+from ticketing.fees import lifetime_fee_sql
+from ticketing.models import CreatorAccount, Ticket, TicketOffer, TicketState
 from ticketing.services.refunds import refund_request
 from ticketing.stripe_client import (
     metadata_of,
@@ -85,12 +85,13 @@ def checkout_begin(*, buyer: User, space_id: int, success_url: str, cancel_url: 
     reach the cap, `SalesClosed` (409) once the space is live.
     """
     payments_check()
-    _sold_out_check(buyer=buyer, space_id=space_id)
     ticket, created, seller_account_id = _seat_hold(buyer=buyer, space_id=space_id)
     if ticket.state == TicketState.PAID or ticket.checkout_url:
         return CheckoutStart(ticket, created=False)
     # A new hold, or one whose checkout another request of this buyer is opening right now: the
     # parameters are a function of the ticket, so the same idempotency key gets the same session.
+    if created:
+        ticket.space = Space.objects.select_related("host").get(pk=space_id)
     params = _session_params(
         ticket, success_url=success_url, cancel_url=cancel_url, seller_account_id=seller_account_id
     )
@@ -139,116 +140,238 @@ def _sold_out(cap: int, taken: int) -> SoldOut:
     )
 
 
-def _sold_out_check(*, buyer: User, space_id: int) -> None:
-    """Without the lock, in one query: `SoldOut` when the space is full and `buyer` holds no seat.
+@dataclass(frozen=True)
+class _Facts:
+    """What a buyer's checkout depends on, read in one query and without a lock (`_FACTS_SQL`)."""
 
-    In a rush most buyers find the space full, and they are told so without queueing on the
-    lock behind the buyers who do get a seat. Only the count taken under the lock (in
-    `_seat_hold`) may give a seat away; this one may only turn a buyer away early.
-    """
-    # Every buyer of a rush runs this: plain SQL, as building it with the ORM cost several
-    # times the query itself (the same statement on SQLite and PostgreSQL).
-    held, paid = (state.value for state in SEAT_TAKING_STATES)
-    with connection.cursor() as cursor:
-        cursor.execute(_SOLD_OUT_SQL, [held, paid, buyer.pk, held, paid, space_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise TicketNotFound(f"No space with id {space_id}.", code="space_not_found")
-    cap, taken, mine = row
-    if cap is not None and not mine and taken >= cap:
-        raise _sold_out(cap, taken)
-
-
-# Table names from the models; every value is a parameter.
-_SOLD_OUT_SQL = f"""
-    SELECT o.cap,
-           (SELECT COUNT(*) FROM {Ticket._meta.db_table} t WHERE t.space_id = s.id AND t.state IN (%s, %s)),
-           EXISTS (SELECT 1 FROM {Ticket._meta.db_table} t
-                   WHERE t.space_id = s.id AND t.buyer_id = %s AND t.state IN (%s, %s))
-    FROM {Space._meta.db_table} s LEFT JOIN {TicketOffer._meta.db_table} o ON o.space_id = s.id
-    WHERE s.id = %s
-"""
+    space_state: str
+    host_id: int
+    offer_id: int | None  # None: the space sells no tickets
+    cap: int | None
+    price_minor: int | None
+    currency: str | None
+    seller_id: int | None
+    seller_user_id: int | None
+    charges_enabled: bool
+    stripe_account_id: str | None
+    buyer_blocked: bool  # the host blocked the buyer
+    buyer_removed: bool  # the buyer was removed from the space
+    taken: int  # paid plus held tickets
+    live_ticket_id: int | None  # the buyer's own held or paid ticket
 
 
 def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, str | None]:
-    """Under the offer's lock: the buyer's live ticket, or a new held one if a seat is free; with the
-    seller's Stripe account when the hold is new (None for a ticket from before)."""
-    with transaction.atomic():
-        offer = lock_objects.offer_for_update(space_id)
-        if offer is None:
-            if not Space.objects.filter(pk=space_id).exists():
-                raise TicketNotFound(f"No space with id {space_id}.", code="space_not_found")
+    """The buyer's live ticket, or a new held one if a seat is free; with the seller's Stripe account when
+    the hold is new (None for a ticket from before).
+
+    In a rush every buyer runs this, and most find the space full: they are told so from one read
+    without a lock. A buyer who may have a seat takes it with one statement under the offer's and
+    the seller's row locks (`_hold_statement`), which counts the seats and the seller's sales again
+    and inserts the ticket only if the space is still on sale, still has a seat and the buyer
+    still none. The locks are held for that statement, the audit entry and the commit, where a hold
+    in the ORM held them for a dozen statements, each waiting for its thread to get the GIL back in
+    a rush (docs/benchmarks.md "Issue 23"). If the statement inserts nothing, what
+    changed meanwhile is read again and answered (sold out, sales closed, the buyer's other
+    request's ticket).
+    """
+    for _ in range(3):
+        facts = _facts(buyer_id=buyer.pk, space_id=space_id)
+        if facts.cap is not None and facts.live_ticket_id is None and facts.taken >= facts.cap:
+            raise _sold_out(facts.cap, facts.taken)
+        if facts.offer_id is None:
             raise NotTicketed("This space doesn't sell tickets.")
-        existing = selectors.live_ticket_of(space_id=space_id, user=buyer)
-        if existing is not None:
-            return existing, False, None
-        # Read after the lock is ours: a cancellation takes the same lock, so this state is current.
-        space = (
-            Space.objects.select_related("host")
-            .annotate(
-                buyer_blocked=Exists(Block.objects.filter(blocker_id=OuterRef("host_id"), blocked_id=buyer.pk)),
-                buyer_removed=Exists(SpaceBlock.objects.filter(space_id=OuterRef("pk"), user_id=buyer.pk)),
-            )
-            .get(pk=space_id)
-        )
-        _ensure_may_buy(space=space, buyer=buyer, seller_user_id=offer.seller.user_id)
-        taken = selectors.seats_taken(space_id=space_id)
-        if taken >= offer.cap:
-            raise _sold_out(offer.cap, taken)
-        seller = lock_objects.creator_account_for_update(offer.seller_id)
-        if not seller.charges_enabled:
-            raise SalesClosed("The host can't take payments right now, so tickets are not on sale.", code="seller")
-        fee = application_fee_minor(
-            amount_minor=offer.price_minor,
-            sold_before_minor=selectors.lifetime_sales_minor(seller=seller, currency=offer.currency),
-        )
-        now = timezone.now()
-        expires_at = datetime.fromtimestamp(
-            int(now.timestamp()) + settings.SPACES_TICKET_HOLD_MIN * 60 + CHECKOUT_CLOCK_SLACK_S, tz=UTC
-        )
-        try:
-            with transaction.atomic():
-                ticket = Ticket.objects.create(
-                    space=space,
-                    buyer=buyer,
-                    state=TicketState.HELD,
-                    amount_minor=offer.price_minor,
-                    currency=offer.currency,
-                    application_fee_minor=fee,
-                    created_at=now,
-                    checkout_expires_at=expires_at,
-                    held_until=expires_at + timedelta(seconds=settings.SPACES_TICKET_HOLD_GRACE_S),
-                )
-        except IntegrityError:
-            # Only a write that skipped the offer lock could get here; answer as for a second attempt.
+        if facts.live_ticket_id is not None:
             existing = selectors.live_ticket_of(space_id=space_id, user=buyer)
-            if existing is None:
-                raise
-            return existing, False, None
-        audit_record(
-            actor=buyer,
-            action="ticketing.ticket.held",
-            subject=ticket,
-            amount_minor=ticket.amount_minor,
-            currency=ticket.currency,
-            application_fee_minor=fee,
-            seats_taken=taken + 1,
-            cap=offer.cap,
-        )
-    return ticket, True, seller.stripe_account_id
+            if existing is not None:
+                return existing, False, None
+            continue  # released since the read
+        _ensure_may_buy(facts=facts, buyer=buyer)
+        if not facts.charges_enabled:
+            raise SalesClosed("The host can't take payments right now, so tickets are not on sale.", code="seller")
+        ticket = _hold_insert(facts=facts, buyer=buyer, space_id=space_id)
+        if ticket is not None:
+            return ticket, True, facts.stripe_account_id
+    raise TicketWrongState("The space's tickets changed while you were buying. Please try again.")
 
 
-def _ensure_may_buy(*, space: Space, buyer: User, seller_user_id: int) -> None:
-    """`space` carries `buyer_blocked` (the host blocked the buyer) and `buyer_removed` (removed from it)."""
-    if space.state == SpaceState.CANCELLED:
+def _facts(*, buyer_id: int, space_id: int) -> _Facts:
+    # Every buyer of a rush runs this: plain SQL, as building it with the ORM cost several times the
+    # query itself (the same statement on SQLite and PostgreSQL).
+    with connection.cursor() as cursor:
+        cursor.execute(_FACTS_SQL, {**_STATES, "buyer": buyer_id, "space": space_id})
+        row = cursor.fetchone()
+    if row is None:
+        raise TicketNotFound(f"No space with id {space_id}.", code="space_not_found")
+    facts = _Facts(*row)
+    # SQLite answers EXISTS and booleans as integers.
+    return _Facts(
+        **{
+            **facts.__dict__,
+            "charges_enabled": bool(facts.charges_enabled),
+            "buyer_blocked": bool(facts.buyer_blocked),
+            "buyer_removed": bool(facts.buyer_removed),
+        }
+    )
+
+
+def _hold_insert(*, facts: _Facts, buyer: User, space_id: int) -> Ticket | None:
+    """The hold itself, under the locks: the new ticket, or None if the space's state, seats or offer, or
+    the buyer's tickets, changed since `facts` were read."""
+    now = timezone.now()
+    expires_at = datetime.fromtimestamp(
+        int(now.timestamp()) + settings.SPACES_TICKET_HOLD_MIN * 60 + CHECKOUT_CLOCK_SLACK_S, tz=UTC
+    )
+    held_until = expires_at + timedelta(seconds=settings.SPACES_TICKET_HOLD_GRACE_S)
+    moment = connection.ops.adapt_datetimefield_value
+    values = {
+        **_STATES,
+        "space": space_id,
+        "offer": facts.offer_id,
+        "seller": facts.seller_id,
+        "buyer": buyer.pk,
+        "price": facts.price_minor,
+        "currency": facts.currency,
+        "scheduled": SpaceState.SCHEDULED.value,
+        "host": facts.host_id,
+        "now": moment(now),
+        "expires_at": moment(expires_at),
+        "held_until": moment(held_until),
+    }
+    try:
+        with transaction.atomic():
+            row, taken = _hold_statement(values)
+            if row is not None:
+                ticket = _held(row, facts=facts, buyer=buyer, space_id=space_id, now=now, expires_at=expires_at)
+                audit_record(
+                    actor=buyer,
+                    action="ticketing.ticket.held",
+                    subject=ticket,
+                    amount_minor=ticket.amount_minor,
+                    currency=ticket.currency,
+                    application_fee_minor=ticket.application_fee_minor,
+                    seats_taken=taken,
+                    cap=facts.cap,
+                )
+    except IntegrityError:
+        # Only a write that skipped the offer's lock could get here: read again, as for a second attempt.
+        return None
+    return ticket if row is not None else None
+
+
+def _held(row: tuple, *, facts: _Facts, buyer: User, space_id: int, now: datetime, expires_at: datetime) -> Ticket:
+    """The ticket `_hold_sql()` inserted, as the ORM would have returned it from `create()`."""
+    ticket_id, fee = row
+    ticket = Ticket(
+        pk=ticket_id,
+        space_id=space_id,
+        buyer=buyer,
+        state=TicketState.HELD,
+        amount_minor=facts.price_minor,
+        currency=facts.currency,
+        application_fee_minor=fee,
+        created_at=now,
+        checkout_expires_at=expires_at,
+        held_until=expires_at + timedelta(seconds=settings.SPACES_TICKET_HOLD_GRACE_S),
+    )
+    ticket._state.adding, ticket._state.db = False, connection.alias
+    return ticket
+
+
+def _hold_statement(values: dict) -> tuple[tuple | None, int]:
+    """The insert (its row, or None) and the seats taken after it, in the hold's transaction."""
+    hold = _hold_sql()
+    if connection.vendor == "postgresql":
+        # Lock the offer, then the seller's account (`ticketing.lock_objects`' order), then insert and
+        # count, in one message: the locks wait on no Python until the commit. Each statement reads what
+        # was committed before it began (READ COMMITTED), so the count is taken once the locks are ours.
+        # psycopg's client-side binding cursor sends several statements in one message.
+        with psycopg.ClientCursor(connection.connection) as cursor:
+            cursor.execute(f"{_LOCK_SQL}; {hold}; {_TAKEN_SQL}", values)
+            cursor.nextset()
+            cursor.nextset()
+            row = cursor.fetchone()
+            cursor.nextset()
+            (taken,) = cursor.fetchone()
+        return row, taken
+    # SQLite: the transaction took the database's write lock when it began (IMMEDIATE).
+    with connection.cursor() as cursor:
+        cursor.execute(hold, values)
+        row = cursor.fetchone()
+        cursor.execute(_TAKEN_SQL, values)
+        (taken,) = cursor.fetchone()
+    return row, taken
+
+
+_T, _O, _S = Ticket._meta.db_table, TicketOffer._meta.db_table, Space._meta.db_table
+_STATES = {"held": TicketState.HELD.value, "paid": TicketState.PAID.value}
+
+# Table names from the models; every value is a parameter.
+_FACTS_SQL = f"""
+    SELECT s.state, s.host_id, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
+           a.user_id, COALESCE(a.charges_enabled, FALSE), a.stripe_account_id,
+           EXISTS (SELECT 1 FROM {Block._meta.db_table} b
+                   WHERE b.blocker_id = s.host_id AND b.blocked_id = %(buyer)s),
+           EXISTS (SELECT 1 FROM {SpaceBlock._meta.db_table} r WHERE r.space_id = s.id AND r.user_id = %(buyer)s),
+           (SELECT COUNT(*) FROM {_T} t WHERE t.space_id = s.id AND t.state IN (%(held)s, %(paid)s)),
+           (SELECT MAX(t.id) FROM {_T} t
+            WHERE t.space_id = s.id AND t.buyer_id = %(buyer)s AND t.state IN (%(held)s, %(paid)s))
+    FROM {_S} s
+    LEFT JOIN {_O} o ON o.space_id = s.id
+    LEFT JOIN {CreatorAccount._meta.db_table} a ON a.id = o.seller_id
+    WHERE s.id = %(space)s
+"""
+
+_LOCK_SQL = f"""
+    SELECT 1 FROM {_O} WHERE id = %(offer)s FOR UPDATE;
+    SELECT 1 FROM {CreatorAccount._meta.db_table} WHERE id = %(seller)s FOR UPDATE
+"""
+
+
+# The seat, if the space is still on sale with the offer read, a seat is free, the buyer has no live
+# ticket and is neither blocked by the host nor removed; its fee from the seller's sales counted now.
+def _hold_sql() -> str:
+    # Built when used: the fee rule reads its settings then.
+    return f"""
+    INSERT INTO {_T} (space_id, buyer_id, state, amount_minor, currency, application_fee_minor,
+                      checkout_session_id, checkout_url, checkout_expires_at, payment_intent_id,
+                      held_until, release_reason, created_at)
+    SELECT o.space_id, %(buyer)s, %(held)s, o.price_minor, o.currency,
+           {lifetime_fee_sql("sold.total + o.price_minor")} - {lifetime_fee_sql("sold.total")},
+           NULL, '', %(expires_at)s, '', %(held_until)s, '', %(now)s
+    FROM {_O} o
+    JOIN {_S} s ON s.id = o.space_id
+    CROSS JOIN (
+        SELECT COALESCE(SUM(t.amount_minor), 0) AS total
+        FROM {_T} t JOIN {_O} so ON so.space_id = t.space_id
+        WHERE so.seller_id = %(seller)s AND t.currency = %(currency)s AND t.state IN (%(held)s, %(paid)s)
+    ) sold
+    WHERE o.id = %(offer)s AND o.space_id = %(space)s AND o.seller_id = %(seller)s
+      AND o.price_minor = %(price)s AND o.currency = %(currency)s
+      AND s.state = %(scheduled)s AND s.host_id = %(host)s
+      AND (SELECT COUNT(*) FROM {_T} t WHERE t.space_id = o.space_id AND t.state IN (%(held)s, %(paid)s)) < o.cap
+      AND NOT EXISTS (SELECT 1 FROM {_T} t
+                      WHERE t.space_id = o.space_id AND t.buyer_id = %(buyer)s AND t.state IN (%(held)s, %(paid)s))
+      AND NOT EXISTS (SELECT 1 FROM {Block._meta.db_table} b
+                      WHERE b.blocker_id = s.host_id AND b.blocked_id = %(buyer)s)
+      AND NOT EXISTS (SELECT 1 FROM {SpaceBlock._meta.db_table} r
+                      WHERE r.space_id = o.space_id AND r.user_id = %(buyer)s)
+    RETURNING id, application_fee_minor
+"""
+
+
+_TAKEN_SQL = f"SELECT COUNT(*) FROM {_T} WHERE space_id = %(space)s AND state IN (%(held)s, %(paid)s)"
+
+
+def _ensure_may_buy(*, facts: _Facts, buyer: User) -> None:
+    if facts.space_state == SpaceState.CANCELLED:
         raise SalesClosed("This space was cancelled; its tickets are no longer sold.")
-    if space.state != SpaceState.SCHEDULED:
-        raise SalesClosed(f"Ticket sales ended when the space went live; it is {space.state} now.")
-    if buyer.pk in (space.host_id, seller_user_id):
+    if facts.space_state != SpaceState.SCHEDULED:
+        raise SalesClosed(f"Ticket sales ended when the space went live; it is {facts.space_state} now.")
+    if buyer.pk in (facts.host_id, facts.seller_user_id):
         raise BuyNotAllowed("You host this space: you don't need a ticket.")
-    if space.buyer_blocked:
+    if facts.buyer_blocked:
         raise BuyNotAllowed("You can't buy a ticket to this space.")
-    if space.buyer_removed:
+    if facts.buyer_removed:
         raise BuyNotAllowed("You were removed from this space and can't buy a ticket.")
 
 
