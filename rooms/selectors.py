@@ -23,7 +23,7 @@ from rooms.models import (
     SpaceState,
     is_moderator,
 )
-from rooms.passes import holds_pass
+from rooms.passes import holds_pass, spaces_passed
 from rooms.payloads import participant_payload, space_payload
 
 ROLE_ORDER = Case(
@@ -71,12 +71,13 @@ def entry_decision(*, user: User, space: Space) -> Entry:
     return Entry(True, "allowed", "Welcome.")
 
 
+# Co-hosts and invited speakers enter a ticketed space without a ticket (paid holders pass
+# `rooms.passes.holds_pass`, the ticket rule): their places in it.
+ADMITTED_WITHOUT_TICKET = Q(role__in=STAGE_ROLES) | Q(invited_at__isnull=False)
+
+
 def _admitted_without_ticket(*, user: User, space: Space) -> bool:
-    """Co-hosts and invited speakers enter a ticketed space without a ticket (paid holders pass
-    `rooms.passes.holds_pass`, the ticket rule)."""
-    return Participant.objects.filter(
-        Q(role__in=STAGE_ROLES) | Q(invited_at__isnull=False), space=space, user=user
-    ).exists()
+    return Participant.objects.filter(ADMITTED_WITHOUT_TICKET, space=space, user=user).exists()
 
 
 def replay_decision(*, user: User, space: Space) -> Entry:
@@ -97,6 +98,27 @@ def replay_decision(*, user: User, space: Space) -> Entry:
         if not _admitted_without_ticket(user=user, space=space) and not holds_pass(user=user, space=space):
             return Entry(False, "ticket_required", "This space's replay and transcript are for its ticket holders.")
     return Entry(True, "allowed", "Enjoy the replay.")
+
+
+def replayable_spaces(*, user: User) -> Q:
+    """`replay_decision` for many spaces at once, as a filter on spaces: those whose replay and
+    transcript `user` may have, by the same rule (the host and staff; for others not removed from the
+    space nor blocked by its host, an unticketed space, or a ticketed one they hold a pass to or were
+    let into without one). Subqueries of the user's own rows, so a read over many spaces (search by
+    what was said) decides none of them in Python. An empty Q for staff: every space."""
+    if not user.is_authenticated:
+        return Q(is_ticketed=False)
+    if user.is_staff:
+        return Q()
+    shut_out = Q(pk__in=SpaceBlock.objects.filter(user=user).values("space_id")) | Q(
+        host_id__in=Block.objects.filter(blocked=user).values("blocker_id")
+    )
+    let_in = (
+        Q(is_ticketed=False)
+        | Q(pk__in=Participant.objects.filter(ADMITTED_WITHOUT_TICKET, user=user).values("space_id"))
+        | Q(pk__in=spaces_passed(user=user))
+    )
+    return Q(host_id=user.pk) | (~shut_out & let_in)
 
 
 def ensure_may_replay(*, user: User, space: Space) -> None:
@@ -282,19 +304,21 @@ SAID_MAX = 1000
 def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str = "") -> QuerySet[Space]:
     """Spaces by words in their title, topics or transcript, state and host; live first, then upcoming,
     then the rest, and within each the best match first (PostgreSQL's full-text search, through its
-    GIN indexes); plain substring matching elsewhere."""
+    GIN indexes); plain substring matching elsewhere. A transcript's words find its space only for a
+    viewer who may read that transcript (`replayable_spaces`): nobody learns what was said in a
+    ticketed space by searching for it."""
     # Words from the address bar: a NUL can't be in any text stored (PostgreSQL refuses it in a query).
     query, state, host = (value.replace("\x00", "") for value in (query, state, host))
     spaces = Space.objects.select_related("host")
     relevance = []
     if query and connection.vendor == "postgresql":
         words = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
-        said = _spaces_saying(CaptionLine.objects.annotate(words=CAPTION_WORDS).filter(words=words))
+        said = _spaces_saying(CaptionLine.objects.annotate(words=CAPTION_WORDS).filter(words=words), viewer=viewer)
         spaces = spaces.alias(words=SPACE_WORDS).filter(Q(words=words) | Q(pk__in=said))
         spaces = spaces.annotate(rank=SearchRank(F("words"), words))
         relevance = ["-rank"]
     elif query:
-        said = _spaces_saying(CaptionLine.objects.filter(text__icontains=query))
+        said = _spaces_saying(CaptionLine.objects.filter(text__icontains=query), viewer=viewer)
         spaces = spaces.filter(Q(title__icontains=query) | Q(topics__icontains=query.lower()) | Q(pk__in=said))
     if state:
         spaces = spaces.filter(state=state)
@@ -309,9 +333,14 @@ def spaces_search(*, viewer: User, query: str = "", state: str = "", host: str =
     return _visible_to(viewer, spaces).order_by(state_order, *relevance, "-started_at", "scheduled_for", "-pk")
 
 
-def _spaces_saying(lines: QuerySet[CaptionLine]) -> list[int]:
-    """Read apart (one query, through the transcript's own index) so that the spaces' match can use
-    theirs: an OR with a subquery would scan every space."""
+def _spaces_saying(lines: QuerySet[CaptionLine], *, viewer: User) -> list[int]:
+    """The spaces of these transcript lines whose transcript `viewer` may read. Read apart (one query,
+    through the transcript's own index) so that the spaces' match can use theirs: an OR with a
+    subquery would scan every space. The viewer's rule is in this query, so `SAID_MAX` counts only
+    spaces they may read."""
+    readable = replayable_spaces(user=viewer)
+    if readable:
+        lines = lines.filter(space__in=Space.objects.filter(readable))
     return list(lines.order_by().values_list("space_id", flat=True).distinct()[:SAID_MAX])
 
 

@@ -5,13 +5,14 @@ none of them, even if they were in the space (`rooms.selectors.replay_decision`,
 given to rooms by `workflows.apps`)."""
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts_services
 from media.recording.services import clip_from_replay
-from rooms import services
-from rooms.models import Space
+from rooms import selectors, services
+from rooms.models import Role, Space
 from tests.factories import UserFactory
 from tests.media.replay_files import recording_of
 from tests.rooms.scene import make_host, make_space, seat
@@ -132,3 +133,77 @@ def test_a_refused_transcript_says_why_with_the_replays_code(ended_ticketed_spac
         "detail": "This space's replay and transcript are for its ticket holders.",
     }
     assert blocked == {"code": "blocked", "detail": "You can't hear this space's replay or read its transcript."}
+
+
+def found_by_search(viewer, query: str) -> list[str]:
+    return [space.title for space in selectors.spaces_search(viewer=viewer, query=query)]
+
+
+def test_what_was_said_in_a_ticketed_space_finds_it_only_for_those_who_may_read_its_transcript(
+    ended_ticketed_space,
+):
+    # given: "welcome" was said in the ticketed space, and is in no title; an open space says it too
+    space, _, _, people = ended_ticketed_space
+    other = make_space(title="Open mic")
+    services.caption_line_store(
+        space_id=other.pk, speaker_id=other.host_id, line_key="1", text="Welcome, all.", start_ms=0, end_ms=900
+    )
+    viewers = {**people, "staff": UserFactory(is_staff=True), "anonymous": AnonymousUser()}
+
+    # when
+    by_what_was_said = {name: found_by_search(viewer, "welcome") for name, viewer in viewers.items()}
+    by_title = {name: found_by_search(viewer, "lighthouse") for name, viewer in viewers.items()}
+
+    # then: the transcript's words find the ticketed space for those who may read it, and nobody else
+    assert by_what_was_said == {
+        "host": ["Open mic", space.title],
+        "holder": ["Open mic", space.title],
+        "staff": ["Open mic", space.title],
+        "refunded": ["Open mic"],
+        "blocked": ["Open mic"],
+        "removed": ["Open mic"],
+        "ticketless": ["Open mic"],
+        "anonymous": ["Open mic"],
+    }
+    # and its title is still found by anyone whom its host didn't block
+    assert by_title == {name: ([] if name == "blocked" else [space.title]) for name in viewers}
+
+
+def test_the_search_filter_gives_the_replay_decision_for_every_viewer_and_space(ended_ticketed_space):
+    # given: the ticketed space, a speaker it let in without a ticket, the blocked person's unticketed
+    # space with the same host, and an unticketed space they were removed from
+    space, _, _, people = ended_ticketed_space
+    invited = UserFactory(username="invited")
+    seat(space, invited, Role.SPEAKER)
+    open_space = make_space(host=people["host"], title="Open hour")
+    elsewhere = make_space(title="Elsewhere")
+    seat(elsewhere, people["ticketless"])
+    services.participant_remove(actor=elsewhere.host, space_id=elsewhere.pk, target=people["ticketless"])
+    viewers = [*people.values(), invited, UserFactory(is_staff=True), AnonymousUser()]
+    spaces = list(Space.objects.filter(pk__in=[space.pk, open_space.pk, elsewhere.pk]))  # as stored
+
+    # when: each viewer and space, by the set rule and by the one-space rule
+    by_filter = {
+        (str(viewer), spaced.title): Space.objects.filter(
+            selectors.replayable_spaces(user=viewer), pk=spaced.pk
+        ).exists()
+        for viewer in viewers
+        for spaced in spaces
+    }
+    by_decision = {
+        (str(viewer), spaced.title): selectors.replay_decision(user=viewer, space=spaced).allowed
+        for viewer in viewers
+        for spaced in spaces
+    }
+
+    # then
+    assert by_filter == by_decision
+    assert sorted(pair for pair, allowed in by_decision.items() if not allowed) == [
+        ("AnonymousUser", "Paid lighthouse hour"),
+        ("blocked", "Open hour"),
+        ("blocked", "Paid lighthouse hour"),
+        ("refunded", "Paid lighthouse hour"),
+        ("removed", "Paid lighthouse hour"),
+        ("ticketless", "Elsewhere"),
+        ("ticketless", "Paid lighthouse hour"),
+    ]
