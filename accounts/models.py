@@ -59,8 +59,9 @@ class User(AbstractUser):
     """A person on Spaces.
 
     `followers_count` and `following_count` are kept by the follow services in
-    the same transaction as the follow rows, under row locks; the
-    `accounts_recount_follows` command rebuilds them from the rows.
+    the same transaction as the follow rows, under row locks;
+    `accounts.services.follow_counts_recount` rebuilds them from the rows (no
+    command: call it from `manage.py shell`, as `seed_demo` does in code).
     """
 
     username = models.CharField(

@@ -1,4 +1,8 @@
+import importlib
+import re
+
 import pytest
+from django.core.management import get_commands
 
 from accounts import services
 from accounts.errors import FollowBlocked, SelfFollow
@@ -79,3 +83,20 @@ def test_recount_rebuilds_counts_from_rows():
     services.follow_counts_recount()
 
     assert counts(alice, bob, carol) == [(0, 1), (2, 0), (0, 1)]
+
+
+def test_the_user_docstring_names_only_things_that_exist():
+    # given: what the User model's docstring names in backquotes
+    named = re.findall(r"`([\w.]+)`", User.__doc__)
+    fields = {field.name for field in User._meta.get_fields()}
+
+    # when: each is a field, a management command, or a function found at its dotted path
+    def exists(name: str) -> bool:
+        if "." in name:
+            module, _, attribute = name.rpartition(".")
+            return callable(getattr(importlib.import_module(module), attribute, None))
+        return name in fields or name in get_commands()
+
+    # then: what rebuilds the counts is named, and is real
+    assert "accounts.services.follow_counts_recount" in named
+    assert [name for name in named if not exists(name)] == []
