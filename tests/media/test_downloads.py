@@ -260,3 +260,38 @@ def test_twenty_slow_downloads_of_a_100_mb_recording_keep_daphne_under_200_mb_mo
         time.sleep(0.1)
     assert status == 206
     assert os.path.getsize(Path(settings.MEDIA_ROOT) / recording.file.name) == 100 * MB
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_downloads_going_on_hold_none_of_the_pools_connections():
+    # given: daphne on PostgreSQL with a pool of two connections, and a public space's recording
+    from django.db import connections
+
+    from tests.live_server_asgi import AsgiLiveServer
+
+    recording = recording_with_file(ended_recorded_space(), 20 * MB, sparse=True)
+    database = dict(connections["default"].settings_dict)
+    database.update(
+        ENGINE="spaces_site.postgresql",
+        CONN_MAX_AGE=0,
+        OPTIONS={**database.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 2, "timeout": 3}},
+    )
+    with AsgiLiveServer({"default": database}) as site:
+        # when: eight people download it slowly, and meanwhile someone opens the home page
+        readers = [SlowReader(site.port, recording.get_audio_url(), f"127.0.0.{n}") for n in range(2, 10)]
+        try:
+            for _ in range(3):
+                for reader in readers:
+                    reader.read()
+            page = SlowReader(site.port, "/", "127.0.0.20")
+            page.read()
+            page.close()
+            statuses = [reader.status for reader in readers]
+        finally:
+            for reader in readers:
+                reader.close()
+
+    # then: every download started (none waited for a connection past the pool's 3 s), and so did the page
+    assert statuses == [200] * 8
+    assert page.status == 200
