@@ -197,10 +197,11 @@ def _lock_with_ties(user: User) -> User:
 
 def _ties_counted(*, user: User, by: int) -> None:
     """`user` leaves (`by=-1`, banned) or comes back to (`by=1`) the counts of the people they follow
-    and who follow them; those who are banned themselves don't count either way."""
-    followed = Follow.objects.filter(follower=user, followee__banned_at__isnull=True).values("followee_id")
+    and who follow them, whatever those people's own standing: a follow counts on one side by whether
+    the other side counts (`_follow_counted`, the recount)."""
+    followed = Follow.objects.filter(follower=user).values("followee_id")
     User.objects.filter(pk__in=followed).update(followers_count=F("followers_count") + by)
-    following = Follow.objects.filter(followee=user, follower__banned_at__isnull=True).values("follower_id")
+    following = Follow.objects.filter(followee=user).values("follower_id")
     User.objects.filter(pk__in=following).update(following_count=F("following_count") + by)
 
 

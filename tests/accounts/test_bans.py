@@ -225,3 +225,19 @@ def test_follows_made_or_ended_with_a_banned_account_leave_the_counts_as_a_recou
 def counts_of(*usernames: str) -> dict[str, tuple[int, int]]:
     rows = User.objects.filter(username__in=usernames).values_list("username", "followers_count", "following_count")
     return {username: (followers, following) for username, followers, following in rows}
+
+
+def test_a_ban_moves_the_counts_of_ties_who_are_banned_themselves(staff):
+    # given: bob follows star; star is banned first, then bob
+    star, bob = UserFactory(username="star"), UserFactory(username="bob")
+    services.follow_create(follower=bob, followee=star)
+    services.user_ban(actor=staff, user=star)
+    services.user_ban(actor=staff, user=bob)
+
+    # when: star's ban is lifted while bob's holds
+    services.user_unban(actor=staff, user=star)
+    shown = public_counts("star")
+
+    # then: bob, banned, is not in star's count though star was banned when bob was
+    assert shown == {"page": "0", "api": (0, 0), "followers api": [], "following api": []}
+    assert counts_of("star", "bob") == {"star": (0, 0), "bob": (0, 1)}
