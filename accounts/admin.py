@@ -36,7 +36,7 @@ class UserAdmin(DjangoUserAdmin):
         "is_staff",
         "date_joined",
     ]
-    list_filter = ["hosting_granted", BannedFilter, "is_staff", "is_superuser"]
+    list_filter = ["hosting_granted", BannedFilter, "is_active", "is_staff", "is_superuser"]
     search_fields = ["username", "display_name", "email"]
     ordering = ["-date_joined"]
     readonly_fields = ["followers_count", "following_count", "banned_at", "ban_reason", "last_login", "date_joined"]
@@ -48,10 +48,11 @@ class UserAdmin(DjangoUserAdmin):
         ("Staff", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
-    actions = ["grant_hosting", "revoke_hosting", "ban", "unban"]
+    actions = ["grant_hosting", "revoke_hosting", "ban", "unban", "deactivate", "reactivate"]
 
     def get_readonly_fields(self, request, obj=None):
-        # Hosting and bans change through the actions, so each change leaves an audit entry.
+        # Hosting, bans and deactivation change through the actions, so each change leaves an audit entry
+        # and the follower counts of the person's ties follow it (`services.user_deactivate`).
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "hosting_granted", "is_active"] if obj is not None else fields
 
@@ -83,9 +84,11 @@ class UserAdmin(DjangoUserAdmin):
         return user.is_banned
 
     def _apply(self, request: HttpRequest, users: QuerySet[User], service, done: str) -> None:
+        users = list(users)
         for user in users:
             service(actor=request.user, user=user)
-        self.message_user(request, f"{done}: {', '.join(u.username for u in users)}.", messages.SUCCESS)
+        if users:
+            self.message_user(request, f"{done}: {', '.join(u.username for u in users)}.", messages.SUCCESS)
 
     @admin.action(description="Grant hosting to the selected users")
     def grant_hosting(self, request, queryset):
@@ -110,6 +113,21 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Lift the ban of the selected users")
     def unban(self, request, queryset):
         self._apply(request, queryset, services.user_unban, "Unbanned")
+
+    @admin.action(description="Deactivate the selected users (no ban)")
+    def deactivate(self, request, queryset):
+        if queryset.filter(pk=request.user.pk).exists():
+            self.message_user(request, "You can't deactivate yourself.", messages.ERROR)
+            return
+        self._apply(request, queryset, services.user_deactivate, "Deactivated")
+
+    @admin.action(description="Reactivate the selected users")
+    def reactivate(self, request, queryset):
+        banned = queryset.filter(banned_at__isnull=False)
+        if banned.exists():
+            names = ", ".join(user.username for user in banned)
+            self.message_user(request, f"Banned, so not reactivated (lift the ban instead): {names}.", messages.ERROR)
+        self._apply(request, queryset.filter(banned_at__isnull=True), services.user_reactivate, "Reactivated")
 
 
 @admin.register(Follow)

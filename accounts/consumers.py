@@ -42,7 +42,13 @@ class AccountConsumer(SteadyConsumer):
         await self.receive_json(content, **kwargs)
 
     async def account_banned(self, event):
-        await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})
+        await self.send_json(
+            {
+                "type": "error",
+                "code": event.get("code", "account_banned"),
+                "detail": event.get("detail", "This account has been banned."),
+            }
+        )
         await self.close(code=CLOSE_BANNED)
 
     async def notification_new(self, event):

@@ -49,6 +49,13 @@ def avatar_upload_to(user: "User", filename: str) -> str:
     return f"avatars/{user.pk}/{secrets.token_hex(8)}.{extension}"
 
 
+def counted_accounts(prefix: str = "") -> Q:
+    """The accounts that count in other people's follower and following numbers and toward hosting
+    thresholds: active and not banned (a ban deactivates too, but staff may deactivate an account
+    without banning it). `prefix` reaches them through a relation (`"follower__"`)."""
+    return Q(**{f"{prefix}is_active": True, f"{prefix}banned_at__isnull": True})
+
+
 class SpacesUserManager(UserManager):
     def get_by_natural_key(self, username):
         # Logins ignore case, as usernames are unique regardless of case.
@@ -59,9 +66,12 @@ class User(AbstractUser):
     """A person on Spaces.
 
     `followers_count` and `following_count` are kept by the follow services in
-    the same transaction as the follow rows, under row locks;
-    `accounts.services.follow_counts_recount` rebuilds them from the rows (no
-    command: call it from `manage.py shell`, as `seed_demo` does in code).
+    the same transaction as the follow rows, under row locks, and count only
+    ties to accounts that count (`counted_accounts`: active, not banned); the
+    services that ban, unban, deactivate and reactivate an account move it out
+    of or back into its ties' counts. `accounts.services.follow_counts_recount`
+    rebuilds them from the rows by the same rule (no command: call it from
+    `manage.py shell`, as `seed_demo` does in code).
     """
 
     username = models.CharField(
@@ -117,6 +127,11 @@ class User(AbstractUser):
     @property
     def is_banned(self) -> bool:
         return self.banned_at is not None
+
+    @property
+    def is_counted(self) -> bool:
+        """Whether this account counts in other people's follower and following numbers (`counted_accounts`)."""
+        return self.is_active and not self.is_banned
 
     @property
     def paths(self) -> Mapping[str, str]:

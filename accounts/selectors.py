@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.errors import AccountBanned, InvalidCredentials, UserNotFound
-from accounts.models import Block, Follow, User
+from accounts.models import Block, Follow, User, counted_accounts
 from spaces_site.keyset import keyset_page
 from spaces_site.soft_cache import cached
 
@@ -78,14 +78,14 @@ def _people_page(follows: QuerySet[Follow], *, person: str, before: str, size: i
 
 
 def followers_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
-    """A page of the people who follow `user` (not banned ones), newest first."""
-    follows = Follow.objects.filter(followee=user, follower__banned_at__isnull=True)
+    """A page of the people who follow `user` (those who count: not banned or deactivated), newest first."""
+    follows = Follow.objects.filter(counted_accounts("follower__"), followee=user)
     return _people_page(follows, person="follower", before=before, size=size)
 
 
 def following_page(*, user: User, before: str = "", size: int = 30) -> PeoplePage:
-    """A page of the people `user` follows (not banned ones), newest first."""
-    follows = Follow.objects.filter(follower=user, followee__banned_at__isnull=True)
+    """A page of the people `user` follows (those who count: not banned or deactivated), newest first."""
+    follows = Follow.objects.filter(counted_accounts("followee__"), follower=user)
     return _people_page(follows, person="followee", before=before, size=size)
 
 
@@ -100,8 +100,9 @@ class CountedFollowers:
 
 def counted_followers(*, user: User) -> CountedFollowers:
     """The followers of `user` that count toward the hosting and ticketed-hosting thresholds, and why
-    the others don't, in one query. `User.followers_count` stays the number shown on profiles (every
-    follower not banned: `services`).
+    the others don't, in one query. `User.followers_count` stays the number shown on profiles: every
+    follower who counts here by standing (`models.counted_accounts`, active and not banned), however
+    new (`services`).
 
     Only the follow's age is needed in practice (an account is older than its follows); the account's
     age is checked too so that a follow row dated before its account (an import) can't count early.
@@ -110,10 +111,10 @@ def counted_followers(*, user: User) -> CountedFollowers:
     if user.followers_count == 0:
         # Kept exact with the follow rows (`services.follow_create`), and an error in it could only
         # refuse: no query for the many people who have no followers yet (every home page asks). Banned
-        # followers are not in it: someone followed only by banned accounts isn't told of them.
+        # and deactivated followers are not in it: someone followed only by them isn't told of them.
         return CountedFollowers(counted=0, too_new=0, inactive=0)
     cutoff = timezone.now() - timedelta(hours=settings.SPACES_FOLLOWER_MIN_AGE_H)
-    active = Q(follower__is_active=True, follower__banned_at__isnull=True)
+    active = counted_accounts("follower__")
     old_enough = Q(created_at__lte=cutoff, follower__date_joined__lte=cutoff)
     tally = Follow.objects.filter(followee_id=user.pk).aggregate(
         counted=Count("pk", filter=active & old_enough),

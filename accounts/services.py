@@ -4,8 +4,10 @@ password-reset e-mail (sent by `accounts.tasks`, never by the request itself whe
 Each function takes keyword-only arguments, runs in one transaction and raises
 the typed errors of `accounts.errors`. Follower counts change under row locks
 taken by `lock_objects.users_for_update`, so they stay exact under concurrency.
-A banned account is in nobody's counts, as it is in nobody's lists
-(`selectors.followers_page`): its follows count again when the ban is lifted.
+An account that doesn't count (banned or deactivated: `models.counted_accounts`,
+the rule hosting eligibility counts followers by) is in nobody's counts, as it is
+in nobody's lists (`selectors.followers_page`): its follows count again when the
+ban is lifted or the account reactivated.
 """
 
 import logging
@@ -23,8 +25,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts import avatars, lock_objects, realtime, signals
-from accounts.errors import FollowBlocked, SelfBlock, SelfFollow
-from accounts.models import AuditEntry, Block, Follow, User
+from accounts.errors import AccountBanned, FollowBlocked, SelfBlock, SelfFollow
+from accounts.models import AuditEntry, Block, Follow, User, counted_accounts
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +120,12 @@ def follow_delete(*, follower: User, followee: User) -> bool:
 
 
 def _follow_counted(*, follower: User, followee: User, by: int) -> None:
-    """A follow made (`by=1`) or ended (`by=-1`) in the two counts: the followee's followers unless the
-    follower is banned, the follower's following unless the followee is (the two users locked, fresh)."""
-    if not follower.is_banned:
+    """A follow made (`by=1`) or ended (`by=-1`) in the two counts: the followee's followers if the
+    follower counts (active, not banned), the follower's following if the followee does (the two users
+    locked, fresh)."""
+    if follower.is_counted:
         User.objects.filter(pk=followee.pk).update(followers_count=F("followers_count") + by)
-    if not followee.is_banned:
+    if followee.is_counted:
         User.objects.filter(pk=follower.pk).update(following_count=F("following_count") + by)
 
 
@@ -161,11 +164,13 @@ def user_ban(*, actor: User, user: User, reason: str = "") -> User:
         user = _lock_with_ties(user)
         if user.is_banned:
             return user
+        was_counted = user.is_counted  # not if staff had deactivated the account already
         user.banned_at = timezone.now()
         user.ban_reason = reason[:200]
         user.is_active = False
         user.save(update_fields=["banned_at", "ban_reason", "is_active"])
-        _ties_counted(user=user, by=-1)
+        if was_counted:
+            _ties_counted(user=user, by=-1)
         Token.objects.filter(user=user).delete()
         audit_record(actor=actor, action="accounts.user.banned", subject=user, reason=reason)
         transaction.on_commit(lambda: realtime.user_disconnect(user.pk))
@@ -187,6 +192,42 @@ def user_unban(*, actor: User, user: User) -> User:
     return user
 
 
+def user_deactivate(*, actor: User, user: User) -> User:
+    """Deactivate `user` without banning them (Django's "instead of deleting"): no sign-in, no API, their
+    websockets closed, and, as with a ban, they leave the follower and following counts of the people
+    they follow and who follow them (`models.counted_accounts`). Idempotent."""
+    with transaction.atomic():
+        user = _lock_with_ties(user)
+        if not user.is_active:
+            return user
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        _ties_counted(user=user, by=-1)
+        audit_record(actor=actor, action="accounts.user.deactivated", subject=user)
+        transaction.on_commit(
+            lambda: realtime.user_disconnect(
+                user.pk, code="account_inactive", detail="This account has been deactivated."
+            )
+        )
+    return user
+
+
+def user_reactivate(*, actor: User, user: User) -> User:
+    """Let a deactivated account back in: it may sign in again and its follows count again. Idempotent.
+    A banned account comes back only by lifting the ban (`user_unban`): `AccountBanned` here."""
+    with transaction.atomic():
+        user = _lock_with_ties(user)
+        if user.is_banned:
+            raise AccountBanned(f"@{user.username} is banned: lift the ban to let them back.")
+        if user.is_active:
+            return user
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        _ties_counted(user=user, by=1)
+        audit_record(actor=actor, action="accounts.user.reactivated", subject=user)
+    return user
+
+
 def _lock_with_ties(user: User) -> User:
     """Lock `user` with everyone they follow or who follows them, in `pk` order like the follow
     services' locks (a follow or block involving `user` waits for the lock on `user`, so the ties can't
@@ -196,9 +237,9 @@ def _lock_with_ties(user: User) -> User:
 
 
 def _ties_counted(*, user: User, by: int) -> None:
-    """`user` leaves (`by=-1`, banned) or comes back to (`by=1`) the counts of the people they follow
-    and who follow them, whatever those people's own standing: a follow counts on one side by whether
-    the other side counts (`_follow_counted`, the recount)."""
+    """`user` leaves (`by=-1`: banned or deactivated) or comes back to (`by=1`) the counts of the people
+    they follow and who follow them, whatever those people's own standing: a follow counts on one side
+    by whether the other side counts (`_follow_counted`, the recount)."""
     followed = Follow.objects.filter(follower=user).values("followee_id")
     User.objects.filter(pk__in=followed).update(followers_count=F("followers_count") + by)
     following = Follow.objects.filter(followee=user).values("follower_id")
@@ -228,16 +269,17 @@ def _set_hosting_granted(*, actor: User, user: User, granted: bool) -> User:
 
 
 def follow_counts_recount(*, user_ids: list[int] | None = None) -> int:
-    """Rebuild follower and following counts from the follow rows, leaving banned accounts out as the
-    follow services do. Returns users updated."""
+    """Rebuild follower and following counts from the follow rows, leaving out the accounts that don't
+    count (banned or deactivated: `models.counted_accounts`) as the services do. Returns users updated.
+    Run it after changing `is_active` or `banned_at` anywhere but these services (the shell, SQL)."""
     followers = (
-        Follow.objects.filter(followee=OuterRef("pk"), follower__banned_at__isnull=True)
+        Follow.objects.filter(counted_accounts("follower__"), followee=OuterRef("pk"))
         .values("followee")
         .annotate(n=Count("pk"))
         .values("n")
     )
     following = (
-        Follow.objects.filter(follower=OuterRef("pk"), followee__banned_at__isnull=True)
+        Follow.objects.filter(counted_accounts("followee__"), follower=OuterRef("pk"))
         .values("follower")
         .annotate(n=Count("pk"))
         .values("n")

@@ -288,7 +288,13 @@ class SpaceConsumer(SteadyConsumer):
         return self._for_this_socket(selectors.space_snapshot(space=space, participant=participant))
 
     async def account_banned(self, event):
-        await self.send_json({"type": "error", "code": "account_banned", "detail": "This account has been banned."})
+        await self.send_json(
+            {
+                "type": "error",
+                "code": event.get("code", "account_banned"),
+                "detail": event.get("detail", "This account has been banned."),
+            }
+        )
         await self.close(code=CLOSE_REFUSED)
 
     async def notification_new(self, event):

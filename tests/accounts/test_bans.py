@@ -1,14 +1,18 @@
+import importlib
 import re
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.apps import apps as django_apps
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts import services
-from accounts.models import AuditEntry, User
+from accounts.errors import AccountBanned
+from accounts.models import AuditEntry, Follow, User
+from accounts.selectors import counted_followers
 from spaces_site.asgi import application
 from tests.factories import PASSWORD, UserFactory
 
@@ -96,6 +100,24 @@ async def test_banned_user_is_refused_on_websockets(staff):
     connected, code = await socket.connect()
 
     assert (connected, code) == (False, 4401)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deactivation_closes_the_open_websockets_of_the_user_saying_why(staff):
+    bob = await database_sync_to_async(UserFactory)(username="bob")
+    socket = WebsocketCommunicator(application, "/ws/me/", headers=await database_sync_to_async(_session_headers)(bob))
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from())["type"] == "hello"
+
+    await database_sync_to_async(services.user_deactivate)(actor=staff, user=bob)
+
+    assert await socket.receive_json_from(timeout=5) == {
+        "type": "error",
+        "code": "account_inactive",
+        "detail": "This account has been deactivated.",
+    }
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -225,6 +247,131 @@ def test_follows_made_or_ended_with_a_banned_account_leave_the_counts_as_a_recou
 def counts_of(*usernames: str) -> dict[str, tuple[int, int]]:
     rows = User.objects.filter(username__in=usernames).values_list("username", "followers_count", "following_count")
     return {username: (followers, following) for username, followers, following in rows}
+
+
+def signs_in(username: str) -> bool:
+    browser = Client()
+    browser.post("/accounts/login/", {"username": username, "password": PASSWORD})
+    return "_auth_user_id" in browser.session
+
+
+def admin_action(staff, action: str, *users: User):
+    browser = Client()
+    browser.force_login(staff)
+    return browser.post(
+        "/admin/accounts/user/", {"action": action, "_selected_action": [u.pk for u in users]}, follow=True
+    )
+
+
+def test_a_deactivated_follower_leaves_the_public_counts_as_eligibility_leaves_them_and_comes_back(staff):
+    # given: star follows and is followed by ann and bob
+    star, ann, bob = (UserFactory(username=name) for name in ("star", "ann", "bob"))
+    for fan in (ann, bob):
+        services.follow_create(follower=fan, followee=star)
+        services.follow_create(follower=star, followee=fan)
+    before = public_counts("star")
+
+    # when: staff deactivate bob in the admin (no ban)
+    deactivated = admin_action(staff, "deactivate", bob)
+    shown = public_counts("star")
+    tally = counted_followers(user=User.objects.get(username="star"))
+
+    # then: star's public numbers and lists leave bob out, as eligibility's tally does; bob can't sign in
+    assert before == {"page": "2", "api": (2, 2), "followers api": ["bob", "ann"], "following api": ["bob", "ann"]}
+    assert shown == {"page": "1", "api": (1, 1), "followers api": ["ann"], "following api": ["ann"]}
+    assert (tally.inactive, tally.counted + tally.too_new) == (1, 1)
+    assert "Deactivated: bob." in deactivated.content.decode()
+    assert signs_in("bob") is False
+    assert AuditEntry.objects.get(action="accounts.user.deactivated").actor == staff
+
+    # when: reactivated (twice changes nothing)
+    admin_action(staff, "reactivate", bob)
+    admin_action(staff, "reactivate", bob)
+
+    # then
+    assert public_counts("star") == before
+    assert signs_in("bob") is True
+    assert AuditEntry.objects.filter(action="accounts.user.reactivated").count() == 1
+
+
+def test_a_banned_account_is_not_reactivated_only_unbanned(staff):
+    # given
+    bob = UserFactory(username="bob")
+    services.user_ban(actor=staff, user=bob)
+
+    # when
+    page = admin_action(staff, "reactivate", bob).content.decode()
+
+    # then
+    with pytest.raises(AccountBanned, match="lift the ban"):
+        services.user_reactivate(actor=staff, user=bob)
+    assert "Banned, so not reactivated (lift the ban instead): bob." in page
+    bob.refresh_from_db()
+    assert bob.is_banned and not bob.is_active
+
+
+def test_counts_follow_every_change_of_standing_as_the_recount_has_them(staff):
+    # given: star, ann and bob all follow each other; carol follows star
+    star, ann, bob, carol = (UserFactory(username=name) for name in ("star", "ann", "bob", "carol"))
+    for one in (star, ann, bob):
+        for other in (star, ann, bob):
+            if one != other:
+                services.follow_create(follower=one, followee=other)
+    services.follow_create(follower=carol, followee=star)
+    steps = [
+        ("bob deactivated", lambda: services.user_deactivate(actor=staff, user=bob)),
+        ("bob, deactivated, banned", lambda: services.user_ban(actor=staff, user=bob)),
+        ("star banned", lambda: services.user_ban(actor=staff, user=star)),
+        ("ann deactivated", lambda: services.user_deactivate(actor=staff, user=ann)),
+        ("bob unbanned", lambda: services.user_unban(actor=staff, user=bob)),
+        ("carol unfollows star", lambda: services.follow_delete(follower=carol, followee=star)),
+        ("ann, deactivated, follows carol", lambda: services.follow_create(follower=ann, followee=carol)),
+        ("star unbanned", lambda: services.user_unban(actor=staff, user=star)),
+        ("ann reactivated", lambda: services.user_reactivate(actor=staff, user=ann)),
+    ]
+
+    # when: after each change, the counts kept by the services, then those the recount makes
+    kept, rebuilt = {}, {}
+    for name, step in steps:
+        step()
+        kept[name] = counts_of("star", "ann", "bob", "carol")
+        services.follow_counts_recount()
+        rebuilt[name] = counts_of("star", "ann", "bob", "carol")
+
+    # then: they agree at every step, and end as they began less carol's follow
+    assert kept == rebuilt
+    assert kept["bob deactivated"] == {"star": (2, 1), "ann": (1, 1), "bob": (2, 2), "carol": (0, 1)}
+    assert kept["ann, deactivated, follows carol"] == {"star": (1, 1), "ann": (1, 2), "bob": (0, 0), "carol": (0, 0)}
+    assert kept["ann reactivated"] == {"star": (2, 2), "ann": (2, 3), "bob": (2, 2), "carol": (1, 0)}
+
+
+def test_the_recount_leaves_out_an_account_deactivated_outside_the_services():
+    # given: ann follows star, and is deactivated straight in the database (the shell, SQL)
+    star, ann = UserFactory(username="star"), UserFactory(username="ann")
+    services.follow_create(follower=ann, followee=star)
+    User.objects.filter(pk=ann.pk).update(is_active=False)
+
+    # when
+    services.follow_counts_recount()
+
+    # then: the count is what eligibility counts by standing, and the row stays
+    assert counts_of("star", "ann") == {"star": (0, 0), "ann": (0, 1)}
+    assert Follow.objects.filter(follower=ann, followee=star).exists()
+
+
+def test_the_data_migration_rebuilds_the_counts_leaving_deactivated_accounts_out():
+    # given: counts kept by the old rule, which counted ann though she is deactivated
+    star, ann = UserFactory(username="star"), UserFactory(username="ann")
+    services.follow_create(follower=ann, followee=star)
+    services.follow_create(follower=star, followee=ann)
+    User.objects.filter(pk=ann.pk).update(is_active=False)
+    migration = importlib.import_module("accounts.migrations.0004_follow_counts_without_deactivated")
+
+    # when
+    migration.counts_without_inactive(django_apps, None)
+
+    # then
+    assert counts_of("star", "ann") == {"star": (0, 0), "ann": (1, 1)}
 
 
 def test_a_ban_moves_the_counts_of_ties_who_are_banned_themselves(staff):

@@ -90,11 +90,11 @@ def test_the_user_docstring_names_only_things_that_exist():
     named = re.findall(r"`([\w.]+)`", User.__doc__)
     fields = {field.name for field in User._meta.get_fields()}
 
-    # when: each is a field, a management command, or a function found at its dotted path
+    # when: each is a field, a management command, or a function of its module or at its dotted path
     def exists(name: str) -> bool:
-        if "." in name:
-            module, _, attribute = name.rpartition(".")
-            return callable(getattr(importlib.import_module(module), attribute, None))
+        module, _, attribute = name.rpartition(".")
+        if callable(getattr(importlib.import_module(module or User.__module__), attribute, None)):
+            return True
         return name in fields or name in get_commands()
 
     # then: what rebuilds the counts is named, and is real

@@ -110,7 +110,7 @@ def test_counted_followers_leave_out_banned_deactivated_new_accounts_and_fresh_f
     )
     services.follow_create(follower=old_but_fresh_follow, followee=star)
     services.user_ban(actor=staff, user=banned)
-    User.objects.filter(pk=deactivated.pk).update(is_active=False)
+    services.user_deactivate(actor=staff, user=deactivated)
 
     # when
     tally = counted_followers(user=star)
@@ -118,7 +118,9 @@ def test_counted_followers_leave_out_banned_deactivated_new_accounts_and_fresh_f
     # then
     assert (tally.counted, tally.too_new, tally.inactive) == (3, 2, 2)
     star.refresh_from_db()
-    assert star.followers_count == 6  # the displayed number leaves out only the banned
+    # the displayed number leaves out whom eligibility leaves out by standing (banned, deactivated), and
+    # keeps the followers too new to count yet
+    assert star.followers_count == 5 == tally.counted + tally.too_new
 
 
 def test_a_follow_counts_once_it_is_as_old_as_the_setting(settings):
