@@ -27,7 +27,6 @@ A process with neither leaves them to the timeout, as another process's.
 
 import asyncio
 import logging
-import sys
 import time
 
 from channels.db import database_sync_to_async
@@ -38,6 +37,7 @@ from django.utils import timezone
 from rooms.services import presence
 from spaces_site.channel_layer import LocalChannelLayer
 from spaces_site.outages import OUTAGE_ERRORS, REDIS_ERRORS, OutageLog, stop_if_cancelled
+from spaces_site.serving import on_server_start
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def start_with_the_server() -> None:
     """Under daphne, start the loop as soon as the server's event loop runs, before any request: a
     restarted process sweeps what its previous life left even if nobody connects again. (Elsewhere,
     and in tests, the loop starts with the first socket.)"""
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is not None:
-        reactor.callLater(0, start_presence_loop)
+    on_server_start(start_presence_loop)
 
 
 def start_presence_loop() -> None:

@@ -14,17 +14,71 @@ so a page view never waits behind it.
 
 A place is held until the response starts: a streamed body (a replay) goes
 on without one. A view that waits on an outside service (`spaces_site.outside`)
-gives its place back for the wait: the scope's `LEAVE_LINE` is how.
-Websockets are not counted; they hold no thread.
+gives its place back for the wait and comes back for the rest of its work
+ahead of everyone who came after it: a buyer who got a seat is answered
+before the buyers behind them in the rush are looked at. The scope's `PLACE`
+is how. Websockets are not counted; they hold no thread.
 """
 
 import asyncio
 import weakref
+from collections import deque
 
-# The scope's key for giving the request's place back early (see `spaces_site.outside`).
-LEAVE_LINE = "spaces.admission.leave"
+# The scope's key for the request's `Place` (see `spaces_site.outside`).
+PLACE = "spaces.admission.place"
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Line:
+    """`places` at a time; whoever comes back (`Place.come_back`) is let in before whoever is new."""
+
+    def __init__(self, places: int) -> None:
+        self.free = places
+        self._back: deque[asyncio.Future] = deque()
+        self._new: deque[asyncio.Future] = deque()
+
+    async def enter(self, *, back: bool = False) -> None:
+        if self.free and not self._back and not self._new:
+            self.free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        (self._back if back else self._new).append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.leave()  # the place came just as the waiter gave up: the next one has it
+            else:
+                (self._back if back else self._new).remove(turn)
+            raise
+
+    def leave(self) -> None:
+        for waiting in (self._back, self._new):
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self.free += 1
+
+
+class Place:
+    """A request's place in its line: given back when its response starts, or for a wait outside."""
+
+    def __init__(self, line: Line) -> None:
+        self._line = line
+        self.held = True
+
+    def leave(self) -> None:
+        if self.held:
+            self.held = False
+            self._line.leave()
+
+    async def come_back(self) -> None:
+        if not self.held:
+            await self._line.enter(back=True)
+            self.held = True
 
 
 class Admission:
@@ -34,37 +88,31 @@ class Admission:
         self.app = app
         self.limit = limit
         # Lines per event loop (tests run several; daphne runs one): (reads, writes).
-        self._lines: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[asyncio.Semaphore, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
+        self._lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Line, Line]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, scope, receive, send):
         if not self.limit or scope["type"] != "http":
             return await self.app(scope, receive, send)
         reads, writes = self._lines_here()
         line = reads if scope["method"] in READS else writes
-        await line.acquire()
-        held = True
-
-        def leave() -> None:
-            nonlocal held
-            if held:
-                held = False
-                line.release()
+        await line.enter()
+        place = Place(line)
 
         async def send_leaving_at_start(message):
             if message["type"] == "http.response.start":
-                leave()
+                place.leave()
             await send(message)
 
         try:
-            return await self.app({**scope, LEAVE_LINE: leave}, receive, send_leaving_at_start)
+            return await self.app({**scope, PLACE: place}, receive, send_leaving_at_start)
         finally:
-            leave()
+            place.leave()
 
-    def _lines_here(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+    def _lines_here(self) -> tuple[Line, Line]:
         loop = asyncio.get_running_loop()
         lines = self._lines.get(loop)
         if lines is None:
-            lines = self._lines[loop] = (asyncio.Semaphore(self.limit), asyncio.Semaphore(self.limit))
+            lines = self._lines[loop] = (Line(self.limit), Line(self.limit))
         return lines

@@ -7,12 +7,14 @@ first (a seat held in a short transaction), then returns `OutsideCall(wait,
 then)` instead of a response:
 
 1. the site's ASGI handler (`spaces_site.handler.SiteHandler`) gives the
-   request's database connections back (to the pool, or closed), leaves the
-   line, and awaits `wait()` on the event loop: no thread, no connection, no
-   place, however long the outside takes (within its own budget);
-2. then it runs `then(outcome)` on the request's thread, where `outcome()`
-   returns what `wait` returned or raises what it raised; `then` does the
-   rest (a second short transaction) and returns the real response.
+   request's database connections back (to the pool, or closed), its place
+   in the line and its thread, and awaits `wait()` on the event loop: no
+   thread, no connection, no place, however long the outside takes (within
+   its own budget);
+2. then it comes back to the line, ahead of the requests that came after it,
+   and runs `then(outcome)` on a thread, where `outcome()` returns what `wait`
+   returned or raises what it raised; `then` does the rest (a second short
+   transaction) and returns the real response.
 
 The middleware chain has already answered the `OutsideCall` itself (cookies,
 security and CSP headers): the real response takes its status, body and own
@@ -37,7 +39,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import Gauge
 
-from spaces_site.admission import LEAVE_LINE
+from spaces_site.admission import PLACE, Place
 
 # The scope's mark that the site's handler (`spaces_site.handler.SiteHandler`) serves the request, and so
 # answers its `OutsideCall` on the event loop: the request's `RequestThread`, released for the wait.
@@ -59,22 +61,28 @@ class OutsideCall(HttpResponse):
 
     async def answer(self, request: HttpRequest, *, give_back: bool = True) -> HttpResponse:
         """Wait (holding nothing), then build the real response; it carries the chain's headers."""
+        place = request.scope.get(PLACE) if give_back else None
         if give_back:
             await sync_to_async(connections.close_all)()
-            leave = request.scope.get(LEAVE_LINE)
-            if leave is not None:
-                leave()
+            if place is not None:
+                place.leave()
             thread = request.scope.get(ANSWERED_OUTSIDE)
             if thread is not None:
                 thread.release()  # the request's thread, back to the pool until `then` runs
         # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
-        return await asyncio.shield(self._finish(request))
+        return await asyncio.shield(self._finish(request, place))
 
-    async def _finish(self, request: HttpRequest) -> HttpResponse:
+    async def _finish(self, request: HttpRequest, place: Place | None) -> HttpResponse:
         waiting = asyncio.ensure_future(self.wait())
         with WAITING.track_inprogress():
             await asyncio.wait([waiting])
-        response = await sync_to_async(self._respond)(request, waiting.result)
+        if place is not None:
+            await place.come_back()  # ahead of the requests that came after this one
+        try:
+            response = await sync_to_async(self._respond)(request, waiting.result)
+        finally:
+            if place is not None:
+                place.leave()  # here, as the handler may have stopped waiting for this (a client gone)
         for header, value in self.items():
             if header.lower() not in _BODY_HEADERS and header not in response:
                 response[header] = value

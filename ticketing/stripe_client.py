@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio
 import pybreaker
 import requests
 import stripe
@@ -233,6 +234,20 @@ def stripe_client_async() -> stripe.StripeClient:
             http_client=_HTTPXClient(timeout=timeout),
         )
     return client
+
+
+def warm_up() -> None:
+    """Make this event loop's async client, with what its first call imports, before the first checkout:
+    in a rush that checkout paid them, about 100 ms holding the loop (py-spy, docs/benchmarks.md
+    "Issue 23"). Run as the server starts (`ticketing.apps`)."""
+    if not settings.STRIPE_SECRET_KEY:
+        return
+    stripe_client_async()
+    stripe.checkout.Session  # noqa: B018 - stripe imports an object's class when it first answers one
+    _warming.add(asyncio.ensure_future(anyio.sleep(0)))  # anyio imports its backend on its first await
+
+
+_warming: set = set()  # the warm-up's task, kept until the loop ends
 
 
 def is_transient(error: Exception) -> bool:

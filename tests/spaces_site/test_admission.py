@@ -2,7 +2,7 @@
 
 import asyncio
 
-from spaces_site.admission import LEAVE_LINE, Admission
+from spaces_site.admission import PLACE, Admission, Line
 
 
 class Views:
@@ -147,8 +147,8 @@ async def test_a_request_that_leaves_the_line_to_wait_outside_lets_the_next_one_
     assert views.entered == ["/buy/1"]
 
     # when: the first gives its place back to wait on Stripe (spaces_site/outside.py), twice over
-    views.scopes["/buy/1"][LEAVE_LINE]()
-    views.scopes["/buy/1"][LEAVE_LINE]()
+    views.scopes["/buy/1"][PLACE].leave()
+    views.scopes["/buy/1"][PLACE].leave()
     await settle()
 
     # then: the second is in, and only one place was given back (a third still waits)
@@ -160,3 +160,50 @@ async def test_a_request_that_leaves_the_line_to_wait_outside_lets_the_next_one_
         await settle()
     await asyncio.wait_for(asyncio.gather(first, second, third), 2)
     assert views.entered == ["/buy/1", "/buy/2", "/buy/3"]
+
+
+async def test_a_request_back_from_outside_goes_before_everyone_who_came_after_it():
+    # given: a line of 1; the first checkout left it to wait on Stripe, the second is in, three more wait
+    views = Views()
+    app = Admission(views, limit=1)
+    first = asyncio.ensure_future(request(app, "/buy/1", method="POST"))
+    await settle()
+    place = views.scopes["/buy/1"][PLACE]
+    place.leave()
+    later = [asyncio.ensure_future(request(app, f"/buy/{n}", method="POST")) for n in (2, 3, 4)]
+    await settle()
+    assert views.entered == ["/buy/1", "/buy/2"]
+
+    # when: Stripe answers the first, which comes back while the second is still inside
+    back = asyncio.ensure_future(place.come_back())
+    await settle()
+    assert not back.done()
+    views.answer["/buy/2"].set()
+    await settle()
+
+    # then: the first has the place the second gave up, and the third still waits
+    assert back.done() and views.entered == ["/buy/1", "/buy/2"]
+    views.answer["/buy/1"].set()
+    for n in (3, 4):
+        views.answer.setdefault(f"/buy/{n}", asyncio.Event()).set()
+    await asyncio.wait_for(asyncio.gather(first, *later), 2)
+    assert views.entered == ["/buy/1", "/buy/2", "/buy/3", "/buy/4"]
+
+
+async def test_a_waiter_that_gives_up_loses_its_turn_and_no_place():
+    line = Line(1)
+    await line.enter()
+    gives_up = asyncio.ensure_future(line.enter())
+    stays = asyncio.ensure_future(line.enter(back=True))
+    await settle()
+
+    # a waiter cancelled in the line, and another cancelled just as its place came
+    gives_up.cancel()
+    await settle()
+    line.leave()
+    stays.cancel()
+    await settle()
+
+    assert gives_up.cancelled() and stays.cancelled()
+    assert line.free == 1  # the place came back to the line, once
+    await asyncio.wait_for(line.enter(), 1)
