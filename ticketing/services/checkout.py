@@ -85,16 +85,12 @@ def checkout_begin(*, buyer: User, space_id: int, success_url: str, cancel_url: 
     reach the cap, `SalesClosed` (409) once the space is live.
     """
     payments_check()
-    ticket, created, seller_account_id = _seat_hold(buyer=buyer, space_id=space_id)
+    ticket, created, facts = _seat_hold(buyer=buyer, space_id=space_id)
     if ticket.state == TicketState.PAID or ticket.checkout_url:
         return CheckoutStart(ticket, created=False)
     # A new hold, or one whose checkout another request of this buyer is opening right now: the
     # parameters are a function of the ticket, so the same idempotency key gets the same session.
-    if created:
-        ticket.space = Space.objects.select_related("host").get(pk=space_id)
-    params = _session_params(
-        ticket, success_url=success_url, cancel_url=cancel_url, seller_account_id=seller_account_id
-    )
+    params = _session_params(ticket, facts=facts, buyer=buyer, success_url=success_url, cancel_url=cancel_url)
     return CheckoutHold(ticket, created, params)
 
 
@@ -145,7 +141,10 @@ class _Facts:
     """What a buyer's checkout depends on, read in one query and without a lock (`_FACTS_SQL`)."""
 
     space_state: str
+    title: str
     host_id: int
+    host_display_name: str
+    host_username: str
     offer_id: int | None  # None: the space sells no tickets
     cap: int | None
     price_minor: int | None
@@ -160,9 +159,8 @@ class _Facts:
     live_ticket_id: int | None  # the buyer's own held or paid ticket
 
 
-def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, str | None]:
-    """The buyer's live ticket, or a new held one if a seat is free; with the seller's Stripe account when
-    the hold is new (None for a ticket from before).
+def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, _Facts]:
+    """The buyer's live ticket, or a new held one if a seat is free (True), with what it was decided on.
 
     In a rush every buyer runs this, and most find the space full: they are told so from one read
     without a lock. A buyer who may have a seat takes it with one statement under the offer's and
@@ -183,14 +181,14 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, str | None]
         if facts.live_ticket_id is not None:
             existing = selectors.live_ticket_of(space_id=space_id, user=buyer)
             if existing is not None:
-                return existing, False, None
+                return existing, False, facts
             continue  # released since the read
         _ensure_may_buy(facts=facts, buyer=buyer)
         if not facts.charges_enabled:
             raise SalesClosed("The host can't take payments right now, so tickets are not on sale.", code="seller")
         ticket = _hold_insert(facts=facts, buyer=buyer, space_id=space_id)
         if ticket is not None:
-            return ticket, True, facts.stripe_account_id
+            return ticket, True, facts
     raise TicketWrongState("The space's tickets changed while you were buying. Please try again.")
 
 
@@ -307,7 +305,7 @@ _STATES = {"held": TicketState.HELD.value, "paid": TicketState.PAID.value}
 
 # Table names from the models; every value is a parameter.
 _FACTS_SQL = f"""
-    SELECT s.state, s.host_id, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
+    SELECT s.state, s.title, s.host_id, h.display_name, h.username, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
            a.user_id, COALESCE(a.charges_enabled, FALSE), a.stripe_account_id,
            EXISTS (SELECT 1 FROM {Block._meta.db_table} b
                    WHERE b.blocker_id = s.host_id AND b.blocked_id = %(buyer)s),
@@ -316,6 +314,7 @@ _FACTS_SQL = f"""
            (SELECT MAX(t.id) FROM {_T} t
             WHERE t.space_id = s.id AND t.buyer_id = %(buyer)s AND t.state IN (%(held)s, %(paid)s))
     FROM {_S} s
+    JOIN {User._meta.db_table} h ON h.id = s.host_id
     LEFT JOIN {_O} o ON o.space_id = s.id
     LEFT JOIN {CreatorAccount._meta.db_table} a ON a.id = o.seller_id
     WHERE s.id = %(space)s
@@ -359,6 +358,11 @@ def _hold_sql() -> str:
 """
 
 
+_ATTACH_SQL = f"""
+    UPDATE {_T} SET checkout_session_id = %s, checkout_url = %s
+    WHERE id = %s AND state = %s AND checkout_session_id IS NULL
+"""
+
 _TAKEN_SQL = f"SELECT COUNT(*) FROM {_T} WHERE space_id = %(space)s AND state IN (%(held)s, %(paid)s)"
 
 
@@ -375,11 +379,10 @@ def _ensure_may_buy(*, facts: _Facts, buyer: User) -> None:
         raise BuyNotAllowed("You were removed from this space and can't buy a ticket.")
 
 
-def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str, seller_account_id: str | None = None) -> dict:
+def _session_params(ticket: Ticket, *, facts: _Facts, buyer: User, success_url: str, cancel_url: str) -> dict:
     """The Checkout Session for one ticket: a destination charge to the seller with the platform's fee."""
-    space = ticket.space
-    seller_account_id = seller_account_id or space.ticket_offer.seller.stripe_account_id
-    ids = {"ticket_id": str(ticket.pk), "space_id": str(space.pk), "buyer_id": str(ticket.buyer_id)}
+    host = User(username=facts.host_username, display_name=facts.host_display_name)
+    ids = {"ticket_id": str(ticket.pk), "space_id": str(ticket.space_id), "buyer_id": str(ticket.buyer_id)}
     params = {
         "mode": "payment",
         # Cards settle at once, so a held seat turns paid or expires; no days-long pending payments.
@@ -390,14 +393,14 @@ def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str, seller
                 "price_data": {
                     "currency": ticket.currency,
                     "unit_amount": ticket.amount_minor,
-                    "product_data": {"name": f"Ticket: {space.title}", "description": f"Hosted by {space.host.name}"},
+                    "product_data": {"name": f"Ticket: {facts.title}", "description": f"Hosted by {host.name}"},
                 },
             }
         ],
         "payment_intent_data": {
             "application_fee_amount": ticket.application_fee_minor,
-            "transfer_data": {"destination": seller_account_id},
-            "description": f"Ticket {ticket.pk} to space {space.pk}",
+            "transfer_data": {"destination": facts.stripe_account_id},
+            "description": f"Ticket {ticket.pk} to space {ticket.space_id}",
             "metadata": ids,
         },
         "client_reference_id": str(ticket.pk),
@@ -406,17 +409,17 @@ def _session_params(ticket: Ticket, *, success_url: str, cancel_url: str, seller
         "success_url": success_url,
         "cancel_url": cancel_url,
     }
-    if ticket.buyer.email:
-        params["customer_email"] = ticket.buyer.email
+    if buyer.email:
+        params["customer_email"] = buyer.email
     return params
 
 
 def _checkout_attach(*, ticket: Ticket, session_id: str, url: str) -> Ticket:
     # Nearly always the hold is still held with no session yet: one conditional UPDATE, and the
     # ticket in hand is then exactly what the row says. Otherwise the row decides, under its lock.
-    attached = Ticket.objects.filter(pk=ticket.pk, state=TicketState.HELD, checkout_session_id__isnull=True).update(
-        checkout_session_id=session_id, checkout_url=url
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_ATTACH_SQL, [session_id, url, ticket.pk, TicketState.HELD.value])
+        attached = cursor.rowcount
     if attached:
         ticket.state, ticket.checkout_session_id, ticket.checkout_url = TicketState.HELD, session_id, url
         return ticket
