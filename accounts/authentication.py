@@ -39,11 +39,24 @@ class TokenAuthentication(authentication.TokenAuthentication):
 def _converted(row: tuple, fields: tuple) -> list:
     """The row's values as the ORM would give them (on SQLite: booleans, aware datetimes)."""
     values = list(row)
-    for i, field in enumerate(fields):
-        column = field.get_col(field.model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+    for i in _converting(connection.vendor):
+        column = fields[i].get_col(fields[i].model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + fields[i].get_db_converters(connection):
             values[i] = convert(values[i], column, connection)
     return values
+
+
+@cache
+def _converting(vendor: str) -> tuple[int, ...]:
+    """Which of the statement's columns the database's values need converting for (none on PostgreSQL)."""
+    user_fields, token_fields = _fields()
+    fields = user_fields + token_fields
+    return tuple(
+        i
+        for i, field in enumerate(fields)
+        if connection.ops.get_db_converters(field.get_col(field.model._meta.db_table))
+        or field.get_db_converters(connection)
+    )
 
 
 @cache
