@@ -3,6 +3,8 @@
 Pass 1 runs on the embedded defaults (SQLite, in-memory channel layer).
 Pass 2 runs on PostgreSQL + Redis when they answer (TEST_DATABASE_URL,
 TEST_REDIS_URL); with SPACES_TEST_STRICT=1 (CI) their absence is a failure.
+The browser tests run in pass 2 when it runs, else in pass 1; those marked
+`sqlite` always in pass 1.
 Extra arguments go to pytest in both passes.
 """
 
@@ -35,6 +37,10 @@ def run(title: str, command: list[str], **env: str) -> bool:
     return subprocess.run(command, cwd=ROOT, env={**base, **env}).returncode == 0
 
 
+def _marks_chosen(pytest_args: list[str]) -> bool:
+    return any(arg == "-m" or arg.startswith("-m") for arg in pytest_args)
+
+
 def main() -> int:
     pytest_args = sys.argv[1:]
     checks = [
@@ -51,9 +57,16 @@ def main() -> int:
             [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
             DJANGO_SETTINGS_MODULE="spaces_site.settings_test",
         ),
-        run("tests on SQLite, in-memory channel layer", [sys.executable, "-m", "pytest", *pytest_args]),
     ]
-    if answers(PG_URL, 5432) and answers(REDIS_URL, 6379):
+    second_pass = answers(PG_URL, 5432) and answers(REDIS_URL, 6379)
+    # The browser tests drive the site as people do, through daphne: where the PostgreSQL + Redis pass
+    # runs, they run there only, on the production's stores (a pass of them took about five minutes);
+    # those about the embedded default (`sqlite`) stay here. With no services, every test runs here.
+    first_only = ["-m", "not browser or sqlite"] if second_pass and not _marks_chosen(pytest_args) else []
+    checks.append(
+        run("tests on SQLite, in-memory channel layer", [sys.executable, "-m", "pytest", *first_only, *pytest_args])
+    )
+    if second_pass:
         checks.append(
             run(
                 "tests on PostgreSQL + Redis",
