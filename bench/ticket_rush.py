@@ -3,7 +3,7 @@
     .venv/bin/python bench/ticket_rush.py [--buyers 300] [--cap 50] [--complete 40] [--expire 10]
         [--database-url postgres://postgres@127.0.0.1:5432/spaces_bench_tix] [--web-concurrency 0] [--keep-db]
         [--stripe-latency-ms 400 [--compare-instant]] [--stripe-hang [--recovery-buyers 10]]
-        [--breaker-cooldown-s 5] [--stripe-budget-s S] [--quiet-s 3] [--log daphne.log]
+        [--breaker-cooldown-s 5] [--stripe-budget-s S] [--quiet-s 3] [--web-processes 1] [--log daphne.log]
 
 It makes its own PostgreSQL database (`DATABASE_URL`, or the default above; an
 existing database of that name is dropped first, and the database is dropped
@@ -21,6 +21,10 @@ C must get a Checkout Session (201) and the rest a 409 `sold_out`. Then
 (by default 4/5 and 1/5 of C), which signs and posts the 2 x (complete +
 expire) events (each twice, concurrently) to daphne's webhook. Round 2: N
 new buyers race for the `expire` seats that came back.
+
+`--web-processes P` (1) starts P daphne processes accepting from one
+listening socket (`daphne --fd`), as several web processes behind a
+balancer would share the load; each has its own line and thread pool.
 
 A slow Stripe, `--stripe-latency-ms N`: daphne's `STRIPE_API_BASE` points at
 a TCP proxy (bench/stripe_delay_proxy.py) that forwards to the stand-in and
@@ -90,7 +94,7 @@ Figures (round 1 unless named):
   that no held or paid ticket names): both must be 0;
 - `stripe_proxy`: what the proxy did (connections, responses delayed, chunks
   thrown away), with `stripe_latency_ms` and `stripe_hang`; `web_concurrency`,
-  `site_web_concurrency`, `cores`; `bystander_error_samples`, `instant`.
+  `site_web_concurrency`, `web_processes`, `cores`; `bystander_error_samples`, `instant`.
 
 Goals (the issue's): 0 oversold, 0 sessions without a seat, 0 errors, 0
 bystander errors; outside the hang mode C checkouts, N - C sold out, all of
@@ -531,7 +535,8 @@ def run(args: argparse.Namespace, *, latency_ms: int | None, hang: bool) -> dict
         "STRIPE_SECRET_KEY": standin.api_key,
         "STRIPE_WEBHOOK_SECRET": standin.webhook_secret,
     }
-    daphne = watcher = None
+    daphnes: list[subprocess.Popen] = []
+    watcher = None
     try:
         say(f"database {admin_url(args.database_url)[1]}: create and migrate")
         database_create(args.database_url)
@@ -544,15 +549,24 @@ def run(args: argparse.Namespace, *, latency_ms: int | None, hang: bool) -> dict
         space_id, tokens = seeded["space_id"], seeded["tokens"]
 
         log = open(args.log, "a") if args.log else subprocess.DEVNULL  # noqa: SIM115 - closed with daphne
-        daphne = subprocess.Popen(
-            [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "ticket_rush:limited_application"],
-            cwd=ROOT,
-            env={**env, "STRIPE_API_BASE": proxy.url if proxy else standin.url},
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        wait_until_up(f"http://127.0.0.1:{port}/api/spaces/{space_id}/ticketing/", daphne)
+        # One listening socket, accepted from by every web process, as behind a balancer.
+        listening = socket.create_server(("127.0.0.1", port), backlog=1024)
+        listening.set_inheritable(True)
+        for _ in range(args.web_processes):
+            daphnes.append(
+                subprocess.Popen(
+                    [*DAPHNE, "--fd", str(listening.fileno()), "ticket_rush:limited_application"],
+                    cwd=ROOT,
+                    env={**env, "STRIPE_API_BASE": proxy.url if proxy else standin.url},
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    pass_fds=[listening.fileno()],
+                )
+            )
+        listening.close()
+        for daphne in daphnes:
+            wait_until_up(f"http://127.0.0.1:{port}/api/spaces/{space_id}/ticketing/", daphne)
         standin.webhook_url = f"http://127.0.0.1:{port}/stripe/webhook/"
         watcher = bystander_start(port)
         stripe = "hanging" if hang else "instant" if not latency_ms else f"+{latency_ms} ms"
@@ -630,6 +644,7 @@ def run(args: argparse.Namespace, *, latency_ms: int | None, hang: bool) -> dict
             oversell=max(0, taken - args.cap),
             sessions_without_seat=len(open_sessions - final["seat_sessions"]),
             web_concurrency=args.web_concurrency,
+            web_processes=args.web_processes,
             site_web_concurrency=int(os.environ.get("SPACES_WEB_CONCURRENCY") or 4),
             cores=os.cpu_count(),
         )
@@ -641,8 +656,10 @@ def run(args: argparse.Namespace, *, latency_ms: int | None, hang: bool) -> dict
         if watcher is not None:
             watcher.kill()
             watcher.wait()
-        if daphne is not None and daphne.poll() is None:
-            os.killpg(daphne.pid, signal.SIGTERM)
+        for daphne in daphnes:
+            if daphne.poll() is None:
+                os.killpg(daphne.pid, signal.SIGTERM)
+        for daphne in daphnes:
             try:
                 daphne.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -714,6 +731,7 @@ def main() -> int:
     parser.add_argument("--stripe-budget-s", type=int, help="the site's STRIPE_REQUEST_BUDGET_S (its own default)")
     parser.add_argument("--quiet-s", type=float, default=3.0, help="the bystander alone before the rush")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--web-processes", type=int, default=1, help="daphne processes on one socket")
     parser.add_argument("--log", help="append daphne's log here")
     parser.add_argument("--seed", help=argparse.SUPPRESS)
     parser.add_argument("--bystander", type=int, help=argparse.SUPPRESS)
