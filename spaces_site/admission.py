@@ -10,7 +10,9 @@ wait for a free place before Django rather than inside it
 There are two lines, each with its own places: reads (GET, HEAD, OPTIONS:
 pages, the API's reads, replays) and writes (everything else: a rush of
 buyers, a flood of form posts). A burst of writes fills the write line only,
-so a page view never waits behind it.
+so a page view never waits behind it; and while a page is being answered,
+writes go in one at a time, so it shares the process's one core with few of
+them.
 
 A place is held until the response starts: a streamed body (a replay) goes
 on without one. A view that waits on an outside service (`spaces_site.outside`)
@@ -31,16 +33,30 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Line:
-    """`places` at a time; whoever comes back (`Place.come_back`) is let in before whoever is new."""
+    """`places` at a time; whoever comes back (`Place.come_back`) is let in before whoever is new.
 
-    def __init__(self, places: int) -> None:
-        self.free = places
+    A line that `yields_to` another lets one in at a time while that one has anyone inside: writes
+    yield to reads, so a page view shares the web process with at most the writes already inside
+    and one more, and writes still go on however many pages are viewed.
+    """
+
+    def __init__(self, places: int, *, yields_to: "Line | None" = None) -> None:
+        self.places = places
+        self.inside = 0
+        self._yields_to = yields_to
+        self._yielding: list[Line] = []
+        if yields_to is not None:
+            yields_to._yielding.append(self)
         self._back: deque[asyncio.Future] = deque()
         self._new: deque[asyncio.Future] = deque()
 
+    def _open(self) -> bool:
+        busy = self._yields_to is not None and self._yields_to.inside > 0
+        return self.inside < (1 if busy else self.places)
+
     async def enter(self, *, back: bool = False) -> None:
-        if self.free and not self._back and not self._new:
-            self.free -= 1
+        if self._open() and not self._back and not self._new:
+            self._come_in()
             return
         turn = asyncio.get_running_loop().create_future()
         (self._back if back else self._new).append(turn)
@@ -54,13 +70,20 @@ class Line:
             raise
 
     def leave(self) -> None:
-        for waiting in (self._back, self._new):
-            while waiting:
-                turn = waiting.popleft()
-                if not turn.done():
-                    turn.set_result(None)
-                    return
-        self.free += 1
+        self.inside -= 1
+        self._let_in()
+        for line in self._yielding:
+            line._let_in()
+
+    def _come_in(self) -> None:
+        self.inside += 1
+
+    def _let_in(self) -> None:
+        while self._open() and (self._back or self._new):
+            turn = (self._back or self._new).popleft()
+            if not turn.done():
+                turn.set_result(None)
+                self._come_in()
 
 
 class Place:
@@ -114,5 +137,6 @@ class Admission:
         loop = asyncio.get_running_loop()
         lines = self._lines.get(loop)
         if lines is None:
-            lines = self._lines[loop] = (Line(self.limit), Line(self.limit))
+            reads = Line(self.limit)
+            lines = self._lines[loop] = (reads, Line(self.limit, yields_to=reads))
         return lines

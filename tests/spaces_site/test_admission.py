@@ -205,5 +205,34 @@ async def test_a_waiter_that_gives_up_loses_its_turn_and_no_place():
     await settle()
 
     assert gives_up.cancelled() and stays.cancelled()
-    assert line.free == 1  # the place came back to the line, once
+    assert line.inside == 0  # the place came back to the line, once
     await asyncio.wait_for(line.enter(), 1)
+
+
+async def test_while_a_page_is_answered_writes_go_in_one_at_a_time():
+    # given: a line of 3; one checkout inside, four more waiting
+    views = Views()
+    app = Admission(views, limit=3)
+    first = asyncio.ensure_future(request(app, "/buy/0", method="POST"))
+    await settle()
+
+    # when: a page is asked for, and then more checkouts come
+    page = asyncio.ensure_future(request(app, "/", method="GET"))
+    await settle()
+    posts = [asyncio.ensure_future(request(app, f"/buy/{n}", method="POST")) for n in range(1, 5)]
+    await settle()
+
+    # then: while the page is inside, no second write joins the first
+    assert views.entered == ["/buy/0", "/"]
+    views.answer["/buy/0"].set()
+    await settle()
+    assert views.entered == ["/buy/0", "/", "/buy/1"]  # one at a time
+
+    # and once the page is answered, the writes take all three places again
+    views.answer["/"].set()
+    await asyncio.wait_for(page, 2)
+    await settle()
+    assert views.entered == ["/buy/0", "/", "/buy/1", "/buy/2", "/buy/3"]
+    for n in range(1, 5):
+        views.answer.setdefault(f"/buy/{n}", asyncio.Event()).set()
+    await asyncio.wait_for(asyncio.gather(first, *posts), 2)

@@ -53,14 +53,35 @@ def broken_view(request):
     return OutsideCall(wait=outside_answer, then=then)
 
 
+chain_threads: list[threading.Thread] = []
+handlers: list[SiteHandler] = []
+
+
+def thread_view(request):
+    chain_threads.append(threading.current_thread())
+    return HttpResponse("ok")
+
+
+async def outside_while_another_request_comes() -> str:
+    status, _, _ = await asgi_get("/thread/", handlers[0])
+    return f"another answered {status}"
+
+
+def lending_view(request):
+    chain_threads.append(threading.current_thread())
+    return OutsideCall(wait=outside_while_another_request_comes, then=lambda outcome: HttpResponse(outcome()))
+
+
 urlpatterns = [
     path("wait/", waiting_view),
+    path("lend/", lending_view),
+    path("thread/", thread_view),
     path("fail/", failing_view),
     path("broken/", broken_view),
 ]
 
 
-async def asgi_get(path_: str) -> tuple[int, dict, bytes]:
+async def asgi_get(path_: str, handler: SiteHandler | None = None) -> tuple[int, dict, bytes]:
     """One GET through the site's ASGI handler (not the test client's), as daphne would send it."""
     sent: list[dict] = []
     inbox = asyncio.Queue()
@@ -77,13 +98,13 @@ async def asgi_get(path_: str) -> tuple[int, dict, bytes]:
         "path": path_, "raw_path": path_.encode(), "query_string": b"", "root_path": "",
         "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
     }  # fmt: skip
-    await asyncio.wait_for(SiteHandler()(scope, receive, send), 5)
+    await asyncio.wait_for((handler or SiteHandler())(scope, receive, send), 5)
     start = sent[0]
     headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def served(path_: str) -> tuple[tuple[int, dict, bytes], asyncio.AbstractEventLoop]:
+def served(path_: str, handler: SiteHandler | None = None) -> tuple[tuple[int, dict, bytes], asyncio.AbstractEventLoop]:
     """`asgi_get` on an event loop of its own in a thread of its own, as daphne's is: the test's own loop
     and thread keep none of what the handler's requests leave behind."""
     answer: dict = {}
@@ -91,7 +112,7 @@ def served(path_: str) -> tuple[tuple[int, dict, bytes], asyncio.AbstractEventLo
     def serve() -> None:
         loop = asyncio.new_event_loop()
         try:
-            answer["result"] = loop.run_until_complete(asgi_get(path_))
+            answer["result"] = loop.run_until_complete(asgi_get(path_, handler))
             answer["loop"] = loop
         finally:
             loop.close()
@@ -114,6 +135,19 @@ def test_under_the_site_handler_the_wait_runs_on_its_loop_and_the_answer_keeps_t
     assert "content-security-policy" in headers
     assert "messages=" in headers.get("set-cookie", "")  # the continuation's note is stored
     assert headers["content-length"] == str(len(body))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_it_waits_outside_a_request_holds_no_thread():
+    # given: one handler, whose first request waits outside while a second comes to it
+    chain_threads.clear()
+    handlers[:] = [SiteHandler()]
+
+    (status, _, body), _ = served("/lend/", handlers[0])
+
+    # then: the second ran on the very thread the first had run on, given back for the wait
+    assert (status, body) == (200, b"another answered 200")
+    assert len(chain_threads) == 2 and chain_threads[0] is chain_threads[1]
 
 
 @pytest.mark.django_db(transaction=True)
