@@ -173,6 +173,13 @@ class ProcessReaderRedisChannelLayer(RedisChannelLayer):
         if mine.messages:  # off to handle it: someone else reads meanwhile
             self._hand_reading_on()
 
+    async def _brpop_with_clean(self, index, channel, timeout):
+        # channels_redis's `receive_single` goes round until a message comes; a cancellation swallowed in
+        # a round (redis-py's own timeout turns one into a blocking pop that answers nothing) would send
+        # it round for ever, every `brpop_timeout`, and a closing loop would wait on it for ever.
+        stop_if_cancelled()
+        return await super()._brpop_with_clean(index, channel, timeout)
+
     def _queue_next_reader(self, waiter: Waiter) -> None:
         self._next_readers.append(waiter)
         if len(self._next_readers) > self._compact_at:  # those woken by their inbox, left behind

@@ -174,3 +174,39 @@ async def test_a_receive_whose_read_swallowed_its_cancellation_stops_instead_of_
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
     assert not reading.is_set()
+
+
+class SwallowingRedis:
+    """A connection whose blocking pop, cancelled, answers "nothing came" (as redis-py's own timeout can)."""
+
+    def __init__(self) -> None:
+        self.pops = 0
+
+    async def eval(self, *args) -> None:
+        return None
+
+    async def bzpopmin(self, channel, timeout):
+        self.pops += 1
+        if self.pops > 1:  # only the first swallows, so that a receive going round can still be stopped
+            await asyncio.sleep(timeout)
+            return None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(timeout)
+        return None
+
+
+async def test_a_cancellation_swallowed_by_the_redis_client_still_ends_the_receive():
+    # given: a layer whose Redis connection swallows a cancellation in its blocking pop
+    layer = ProcessReaderRedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:1"}], prefix="swallow")
+    fake = SwallowingRedis()
+    layer.connection = lambda index: fake
+    task = asyncio.ensure_future(layer.receive(f"specific.{layer.client_prefix}!one"))
+    await asyncio.sleep(0.05)
+
+    # when: the receive is cancelled mid-pop
+    task.cancel()
+
+    # then: it ends, instead of popping again every brpop_timeout for ever
+    await asyncio.wait([task], timeout=2)
+    assert task.cancelled()
+    assert fake.pops == 1
