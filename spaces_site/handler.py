@@ -55,6 +55,7 @@ class RequestThread(Executor):
     def __init__(self, threads: RequestThreads) -> None:
         self._threads = threads
         self._lent: ThreadPoolExecutor | None = None
+        self.finished = False  # the handler is done with the request: work still to come gives it back
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         if self._lent is None:
@@ -84,6 +85,7 @@ class SiteHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle({**scope, ANSWERED_OUTSIDE: thread}, receive, send)
         finally:
+            thread.finished = True
             thread.release()
 
     async def run_get_response(self, request):

@@ -31,15 +31,18 @@ chain, does the same in the request's thread.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 from django.core.handlers.exception import response_for_exception
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import Gauge
 
 from spaces_site.admission import PLACE, Place
+
+if TYPE_CHECKING:
+    from spaces_site.handler import RequestThread
 
 # The scope's mark that the site's handler (`spaces_site.handler.SiteHandler`) serves the request, and so
 # answers its `OutsideCall` on the event loop: the request's `RequestThread`, released for the wait.
@@ -62,24 +65,32 @@ class OutsideCall(HttpResponse):
     async def answer(self, request: HttpRequest, *, give_back: bool = True) -> HttpResponse:
         """Wait (holding nothing), then build the real response; it carries the chain's headers."""
         place = request.scope.get(PLACE) if give_back else None
+        thread = request.scope.get(ANSWERED_OUTSIDE) if give_back else None
         if give_back:
             await sync_to_async(connections.close_all)()
             if place is not None:
                 place.leave()
-            thread = request.scope.get(ANSWERED_OUTSIDE)
             if thread is not None:
                 thread.release()  # the request's thread, back to the pool until `then` runs
         # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
-        return await asyncio.shield(self._finish(request, place))
+        return await asyncio.shield(self._finish(request, place, thread))
 
-    async def _finish(self, request: HttpRequest, place: Place | None) -> HttpResponse:
+    async def _finish(self, request: HttpRequest, place: Place | None, thread: "RequestThread | None") -> HttpResponse:
         waiting = asyncio.ensure_future(self.wait())
         with WAITING.track_inprogress():
             await asyncio.wait([waiting])
         if place is not None:
             await place.come_back()  # ahead of the requests that came after this one
         try:
-            response = await sync_to_async(self._respond)(request, waiting.result)
+            if thread is None:
+                response = await sync_to_async(self._respond)(request, waiting.result)
+            else:
+                # On the request's thread, in a context of its own: the handler's may have ended (a client
+                # gone), and then nothing else gives the thread back.
+                async with ThreadSensitiveContext(executor=thread):
+                    response = await sync_to_async(self._respond)(request, waiting.result)
+                if thread.finished:
+                    thread.release()
         finally:
             if place is not None:
                 place.leave()  # here, as the handler may have stopped waiting for this (a client gone)

@@ -72,8 +72,26 @@ def lending_view(request):
     return OutsideCall(wait=outside_while_another_request_comes, then=lambda outcome: HttpResponse(outcome()))
 
 
+finished: list[str] = []
+stripe_answers: list[asyncio.Event] = []
+
+
+async def outside_after_the_buyer_left() -> str:
+    await stripe_answers[0].wait()
+    return "opened"
+
+
+def leaving_view(request):
+    def then(outcome) -> HttpResponse:
+        finished.append(outcome())
+        return HttpResponse("recorded")
+
+    return OutsideCall(wait=outside_after_the_buyer_left, then=then)
+
+
 urlpatterns = [
     path("wait/", waiting_view),
+    path("leave/", leaving_view),
     path("lend/", lending_view),
     path("thread/", thread_view),
     path("fail/", failing_view),
@@ -148,6 +166,42 @@ def test_while_it_waits_outside_a_request_holds_no_thread():
     # then: the second ran on the very thread the first had run on, given back for the wait
     assert (status, body) == (200, b"another answered 200")
     assert len(chain_threads) == 2 and chain_threads[0] is chain_threads[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_buyer_who_hangs_up_while_stripe_is_asked_still_has_the_answer_recorded():
+    finished.clear()
+    handler = SiteHandler()
+
+    async def hang_up_then_stripe_answers() -> None:
+        stripe_answers[:] = [asyncio.Event()]
+        messages = [{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}]
+
+        async def receive():
+            if len(messages) == 1:
+                await asyncio.sleep(0.2)  # the buyer hangs up while Stripe is being asked
+            return messages.pop(0)
+
+        async def send(message):
+            pass
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": "/leave/", "raw_path": b"/leave/", "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        }  # fmt: skip
+        await asyncio.wait_for(handler(scope, receive, send), 5)  # the handler is done with the request
+        stripe_answers[0].set()  # and then Stripe answers
+        for _ in range(100):
+            if finished:
+                return
+            await asyncio.sleep(0.02)
+
+    thread = threading.Thread(target=lambda: asyncio.run(hang_up_then_stripe_answers()))
+    thread.start()
+    thread.join(timeout=10)
+
+    assert finished == ["opened"]
 
 
 @pytest.mark.django_db(transaction=True)
