@@ -69,13 +69,16 @@ async def test_each_listener_gets_sender_reports_of_what_it_was_sent_and_its_rec
             assert abs(report.sender_info.ntp_timestamp / (1 << 32) - NTP_UNIX_OFFSET - at) < 0.2
         rtp_gap = (reports[-1][1].sender_info.rtp_timestamp - reports[0][1].sender_info.rtp_timestamp) & 0xFFFFFFFF
         assert abs(rtp_gap / 48_000 - (reports[-1][0] - reports[0][0])) < 0.1
-    # and: the worker kept each listener's latest receiver report (nothing lost on loopback)
+    # and: the worker kept each listener's latest receiver report: next to nothing lost on loopback (a
+    # quiet machine loses none; CI's two loaded cores once lost 4 of ~200 packets to a late loop)
     await until(
         lambda: all(listener.sink.receiver_report is not None for listener in room.listeners.values()),
         timeout=3,
         what="receiver reports",
     )
-    assert [listener.sink.receiver_report[:2] for listener in room.listeners.values()] == [(0, 0), (0, 0)]
+    kept = [listener.sink.receiver_report[:2] for listener in room.listeners.values()]
+    received = min(seen[-1][2] for _, seen in listeners)
+    assert len(kept) == 2 and all(lost <= max(3, received // 25) for _, lost in kept), (kept, received)
 
     # when: the worker lets the first listener go; then: it hears a BYE for the room's stream
     pc, seen = listeners[0]
