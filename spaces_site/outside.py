@@ -6,15 +6,16 @@ connection. A view whose answer depends on an outside call does its own part
 first (a seat held in a short transaction), then returns `OutsideCall(wait,
 then)` instead of a response:
 
-1. the site's ASGI handler (`spaces_site.handler.SiteHandler`) gives the
-   request's database connections back (to the pool, or closed), its place
-   in the line and its thread, and awaits `wait()` on the event loop: no
-   thread, no connection, no place, however long the outside takes (within
-   its own budget);
-2. then it comes back to the line, ahead of the requests that came after it,
-   and runs `then(outcome)` on a thread, where `outcome()` returns what `wait`
-   returned or raises what it raised; `then` does the rest (a second short
-   transaction) and returns the real response.
+1. `OutsideCallMiddleware`, first in the chain, gives the request's database
+   connections back (to the pool, or closed) while still in its thread;
+2. the site's ASGI handler (`spaces_site.handler.SiteHandler`) gives back its
+   place in the line and its thread, and awaits `wait()` on the event loop:
+   no thread, no connection, no place, however long the outside takes
+   (within its own budget);
+3. then it comes back to the line, ahead of the requests that came after it,
+   and runs `then(outcome)` on the request's thread, where `outcome()`
+   returns what `wait` returned or raises what it raised; `then` does the
+   rest (a second short transaction) and returns the real response.
 
 The middleware chain has already answered the `OutsideCall` itself (cookies,
 security and CSP headers): the real response takes its status, body and own
@@ -25,15 +26,20 @@ note `then` adds reaches the next page; `then` must not rely on any other
 Django answers one from a view. A client that goes away meanwhile doesn't
 cut the work short: what `wait` started is finished and recorded.
 
-Under WSGI (Django's test client) `OutsideCallMiddleware`, first in the
-chain, does the same in the request's thread.
+Where the site's handler doesn't serve the request (WSGI, Django's test
+clients), `OutsideCallMiddleware` answers it in the request's thread: `wait()`
+runs on one event loop the process keeps for such waits, and `then` in the
+thread, which waits meanwhile.
 """
 
 import asyncio
+import concurrent.futures
+import functools
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.exception import response_for_exception
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
@@ -62,38 +68,54 @@ class OutsideCall(HttpResponse):
         self.wait = wait
         self.then = then
 
-    async def answer(self, request: HttpRequest, *, give_back: bool = True) -> HttpResponse:
-        """Wait (holding nothing), then build the real response; it carries the chain's headers."""
-        place = request.scope.get(PLACE) if give_back else None
-        thread = request.scope.get(ANSWERED_OUTSIDE) if give_back else None
-        if give_back:
-            await sync_to_async(connections.close_all)()
-            if place is not None:
-                place.leave()
-            if thread is not None:
-                thread.release()  # the request's thread, back to the pool until `then` runs
+    async def answer(self, request: HttpRequest) -> HttpResponse:
+        """Under the site's handler, on the event loop: wait holding nothing, then build the real response.
+
+        The request's database connections were given back in its thread (`OutsideCallMiddleware`)."""
+        place = request.scope.get(PLACE)
+        thread = request.scope[ANSWERED_OUTSIDE]
+        if place is not None:
+            place.leave()
+        thread.release()  # the request's thread, back to the pool until `then` runs
         # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
         return await asyncio.shield(self._finish(request, place, thread))
 
-    async def _finish(self, request: HttpRequest, place: Place | None, thread: "RequestThread | None") -> HttpResponse:
+    async def _finish(self, request: HttpRequest, place: Place | None, thread: "RequestThread") -> HttpResponse:
         waiting = asyncio.ensure_future(self.wait())
         with WAITING.track_inprogress():
             await asyncio.wait([waiting])
         if place is not None:
             await place.come_back()  # ahead of the requests that came after this one
         try:
-            if thread is None:
+            # On the request's thread, in a context of its own: the handler's may have ended (a client
+            # gone), and then nothing else gives the thread back.
+            async with ThreadSensitiveContext(executor=thread):
                 response = await sync_to_async(self._respond)(request, waiting.result)
-            else:
-                # On the request's thread, in a context of its own: the handler's may have ended (a client
-                # gone), and then nothing else gives the thread back.
-                async with ThreadSensitiveContext(executor=thread):
-                    response = await sync_to_async(self._respond)(request, waiting.result)
-                if thread.finished:
-                    thread.release()
+            if thread.finished:
+                thread.release()
         finally:
             if place is not None:
                 place.leave()  # here, as the handler may have stopped waiting for this (a client gone)
+        return response
+
+    def answer_here(self, request: HttpRequest) -> HttpResponse:
+        """Outside the site's handler (WSGI, Django's test clients): wait on the process's loop for such
+        waits, and build the real response in this thread, which holds what it holds meanwhile."""
+        waiting = asyncio.run_coroutine_threadsafe(self.wait(), _outside_loop())
+        with WAITING.track_inprogress():
+            concurrent.futures.wait([waiting])
+        return self._respond(request, waiting.result)
+
+    def _respond(self, request: HttpRequest, outcome: Callable[[], Any]) -> HttpResponse:
+        try:
+            response = self.then(outcome)
+        except Exception as error:  # noqa: BLE001 - as Django's handler answers a view's exception
+            response = response_for_exception(request, error)
+        else:
+            # What MessageMiddleware does on the way out: the chain's pass stored only the notes before.
+            notes = getattr(request, "_messages", None)
+            if notes is not None:
+                notes.update(response)
         for header, value in self.items():
             if header.lower() not in _BODY_HEADERS and header not in response:
                 response[header] = value
@@ -103,23 +125,22 @@ class OutsideCall(HttpResponse):
             response["Content-Length"] = str(len(response.content))
         return response
 
-    def _respond(self, request: HttpRequest, outcome: Callable[[], Any]) -> HttpResponse:
-        try:
-            response = self.then(outcome)
-        except Exception as error:  # noqa: BLE001 - as Django's handler answers a view's exception
-            return response_for_exception(request, error)
-        # What MessageMiddleware does on the way out: the chain's pass stored only the notes before.
-        notes = getattr(request, "_messages", None)
-        if notes is not None:
-            notes.update(response)
-        return response
+
+@functools.cache
+def _outside_loop() -> asyncio.AbstractEventLoop:
+    """An event loop of its own thread, for the waits of requests the site's handler doesn't serve: one
+    for the process, so what its clients keep open (Stripe's connections) lasts from wait to wait."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="outside-calls", daemon=True).start()
+    return loop
 
 
 class OutsideCallMiddleware:
-    """First in `MIDDLEWARE`: where the site's handler doesn't serve the request (WSGI, Django's test
-    clients), answer an `OutsideCall` in the request's thread, which waits for it.
+    """First in `MIDDLEWARE`: an `OutsideCall` gives back the request's database connections here, in its
+    thread, before it waits.
 
-    Under the site's handler it passes the `OutsideCall` on, to be answered on the event loop.
+    Under the site's handler it is passed on, to be answered on the event loop; elsewhere (WSGI,
+    Django's test clients) it is answered here, in the request's thread, which waits for it.
     """
 
     def __init__(self, get_response):
@@ -127,8 +148,11 @@ class OutsideCallMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if isinstance(response, OutsideCall) and not getattr(request, "scope", {}).get(ANSWERED_OUTSIDE):
-            # Nothing to give back here: the thread waits anyway, and a test client's transaction
-            # lives on the request's connection.
-            return async_to_sync(response.answer)(request, give_back=False)
-        return response
+        if not isinstance(response, OutsideCall):
+            return response
+        if getattr(request, "scope", {}).get(ANSWERED_OUTSIDE):
+            connections.close_all()  # to the pool, or closed: the wait holds none
+            return response
+        # Nothing to give back here: the thread waits anyway, and a test client's transaction lives
+        # on the request's connection.
+        return response.answer_here(request)

@@ -430,6 +430,7 @@ if not DEBUG:
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LIBRARY_LOG_LEVEL = os.environ.get("LIBRARY_LOG_LEVEL", "WARNING")
 LIBRARY_LOGGERS = (
+    "aiohttp",
     "aioice",
     "aiortc",
     "asyncio",
@@ -437,8 +438,6 @@ LIBRARY_LOGGERS = (
     "celery",
     "daphne",
     "faker",
-    "httpcore",
-    "httpx",
     "kombu",
     "PIL",
     "stripe",

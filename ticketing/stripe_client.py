@@ -25,15 +25,18 @@ Every call, of either kind, has a deadline and passes one breaker:
 """
 
 import asyncio
+import atexit
+import contextlib
 import functools
 import logging
 import math
+import ssl
 import time
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
-import anyio
+import aiohttp
 import pybreaker
 import requests
 import stripe
@@ -154,8 +157,14 @@ class _RequestsClient(stripe.RequestsClient):
         return _guarded(lambda: super(_RequestsClient, self).request_with_retries(*args, **kwargs))
 
 
-class _HTTPXClient(stripe.HTTPXClient):
-    """Calls awaited on the event loop, through the breaker and within a request's budget."""
+class _AIOHTTPClient(stripe.AIOHTTPClient):
+    """Calls awaited on the event loop, through the breaker and within a request's budget.
+
+    aiohttp rather than stripe-python's default HTTPX: a Checkout Session
+    created against the stand-in cost the loop 2.5-3.1 ms of CPU with HTTPX and
+    1.0 ms with aiohttp (docs/benchmarks.md "Issue 23, third session"), the
+    loop every request of a web process shares.
+    """
 
     async def request_with_retries_async(self, *args, **kwargs):
         budget = settings.STRIPE_REQUEST_BUDGET_S
@@ -186,7 +195,8 @@ def stripe_client() -> stripe.StripeClient:
     )
 
 
-# Connections to Stripe kept open for reuse; more can be open at once (each then closed after use).
+# Connections to Stripe: kept open for reuse by the blocking client (more can be open at once, each
+# then closed after use); open at once at most, per event loop, for the async client.
 HTTP_POOL_SIZE = 32
 
 
@@ -208,13 +218,22 @@ def _client(api_key: str, api_base: str, timeout: int, retries: int) -> stripe.S
     )
 
 
-# An HTTPX client's connections belong to the event loop that opened them: one client per loop
-# (daphne runs one; tests and `async_to_sync` run others), dropped with its loop.
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict] = weakref.WeakKeyDictionary()
+# An async client's connections belong to the event loop that opened them: one client per loop (daphne
+# runs one, and `spaces_site.outside` one more for waits outside the server), dropped with its loop.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, "_LoopClient"] = weakref.WeakKeyDictionary()
+_closing: set = set()  # sessions being closed, kept until they are
+
+
+class _LoopClient(NamedTuple):
+    settings: tuple
+    client: stripe.StripeClient
+    session: aiohttp.ClientSession
 
 
 def stripe_client_async() -> stripe.StripeClient:
-    """A client for this event loop, whose `*_async` methods wait on the loop (no thread)."""
+    """The client of this event loop, whose `*_async` methods wait on the loop (no thread).
+
+    A change of settings (a test's) makes a new one and closes the one before."""
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentsUnavailable("Payments are not set up on this site yet (no Stripe key).")
     key = (
@@ -223,31 +242,53 @@ def stripe_client_async() -> stripe.StripeClient:
         settings.STRIPE_TIMEOUT_S,
         settings.STRIPE_MAX_NETWORK_RETRIES,
     )
-    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
-    client = clients.get(key)
-    if client is None:
-        api_key, api_base, timeout, retries = key
-        client = clients[key] = stripe.StripeClient(
-            api_key,
-            base_addresses={"api": api_base},
-            max_network_retries=retries,
-            http_client=_HTTPXClient(timeout=timeout),
-        )
+    loop = asyncio.get_running_loop()
+    made = _async_clients.get(loop)
+    if made is not None and made.settings == key:
+        return made.client
+    if made is not None:
+        closing = asyncio.ensure_future(made.session.close())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
+    api_key, api_base, timeout, retries = key
+    # Our own session: its pool has our size, and it is made here rather than by the first call.
+    tls = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=HTTP_POOL_SIZE))
+    client = stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=retries,
+        http_client=_AIOHTTPClient(timeout=timeout, session=session),
+    )
+    _async_clients[loop] = _LoopClient(key, client, session)
     return client
 
 
+async def async_client_close() -> None:
+    """Close this loop's client, if it has one: for a loop that ends (a test's)."""
+    made = _async_clients.pop(asyncio.get_running_loop(), None)
+    if made is not None:
+        await made.session.close()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    # The loop `spaces_site.outside` keeps for waits outside the server runs on until the process ends:
+    # its client's connections are closed before, rather than complained about after.
+    for loop, made in list(_async_clients.items()):
+        if loop.is_running() and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(made.session.close(), loop).result(timeout=2)
+
+
 def warm_up() -> None:
-    """Make this event loop's async client, with what its first call imports, before the first checkout:
-    in a rush that checkout paid them, about 100 ms holding the loop (py-spy, docs/benchmarks.md
-    "Issue 23"). Run as the server starts (`ticketing.apps`)."""
+    """Make this event loop's async client, its connection pool and TLS context, and import what its first
+    call would, before the first checkout: in a rush that checkout paid for them, about 100 ms holding
+    the loop (py-spy, docs/benchmarks.md "Issue 23"). Run as the server starts (`ticketing.apps`)."""
     if not settings.STRIPE_SECRET_KEY:
         return
     stripe_client_async()
     stripe.checkout.Session  # noqa: B018 - stripe imports an object's class when it first answers one
-    _warming.add(asyncio.ensure_future(anyio.sleep(0)))  # anyio imports its backend on its first await
-
-
-_warming: set = set()  # the warm-up's task, kept until the loop ends
 
 
 def is_transient(error: Exception) -> bool:

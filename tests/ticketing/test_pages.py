@@ -4,10 +4,13 @@ my tickets, the creator's sales and payouts, the host's offer form, and the admi
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from rooms import services as rooms_services
+from rooms.models import Space
 from tests.factories import UserFactory
 from tests.rooms.scene import make_host
 from tests.ticketing.scene import buy, buy_and_pay, deliver, make_seller, make_ticketed_space
@@ -182,6 +185,28 @@ def test_the_buy_api_answers_201_then_200_with_the_same_checkout_then_the_ticket
     (call,) = stripe_standin.calls("POST", "/v1/checkout/sessions")
     assert call.params["success_url"] == "http://testserver/tickets/checkout/success/?session_id={CHECKOUT_SESSION_ID}"
     assert call.params["cancel_url"] == f"http://testserver/spaces/{space.pk}/"
+
+
+def test_a_new_checkout_is_answered_with_the_space_as_read_for_the_hold_and_no_second_read(stripe_standin, api):
+    space = make_ticketed_space(stripe_standin)
+    api.force_authenticate(UserFactory())
+
+    with CaptureQueriesContext(connection) as queries:
+        created = api.post(f"/api/spaces/{space.pk}/tickets/")
+
+    assert created.status_code == 201
+    assert created.json()["ticket"]["space"] == {
+        "id": space.pk,
+        "title": space.title,
+        "state": "scheduled",
+        "url": f"/spaces/{space.pk}/",
+        "scheduled_for": space.scheduled_for.isoformat(),
+    }
+    space_table = Space._meta.db_table
+    reads_of_space = [
+        q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT") and space_table in q["sql"]
+    ]
+    assert len(reads_of_space) == 1, reads_of_space  # the facts the seat was held on
 
 
 def test_the_buy_api_errors_are_json_with_code_and_detail(stripe_standin, api, settings):

@@ -142,6 +142,7 @@ class _Facts:
 
     space_state: str
     title: str
+    scheduled_for: datetime | None
     host_id: int
     host_display_name: str
     host_username: str
@@ -208,8 +209,17 @@ def _facts(*, buyer_id: int, space_id: int) -> _Facts:
             "charges_enabled": bool(facts.charges_enabled),
             "buyer_blocked": bool(facts.buyer_blocked),
             "buyer_removed": bool(facts.buyer_removed),
+            "scheduled_for": _as_read_by_orm(Space._meta.get_field("scheduled_for"), facts.scheduled_for),
         }
     )
+
+
+def _as_read_by_orm(field, value):
+    """A column's raw value as the ORM gives it (on SQLite a datetime is read naive)."""
+    column = field.get_col(field.model._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
 
 
 def _hold_insert(*, facts: _Facts, buyer: User, space_id: int) -> Ticket | None:
@@ -272,6 +282,16 @@ def _held(row: tuple, *, facts: _Facts, buyer: User, space_id: int, now: datetim
         held_until=expires_at + timedelta(seconds=settings.SPACES_TICKET_HOLD_GRACE_S),
     )
     ticket._state.adding, ticket._state.db = False, connection.alias
+    # The space as read with the facts, so the answer's payload reads nothing more.
+    space = Space(
+        pk=space_id,
+        title=facts.title,
+        state=facts.space_state,
+        scheduled_for=facts.scheduled_for,
+        host_id=facts.host_id,
+    )
+    space._state.adding, space._state.db = False, connection.alias
+    ticket.space = space
     return ticket
 
 
@@ -305,7 +325,7 @@ _STATES = {"held": TicketState.HELD.value, "paid": TicketState.PAID.value}
 
 # Table names from the models; every value is a parameter.
 _FACTS_SQL = f"""
-    SELECT s.state, s.title, s.host_id, h.display_name, h.username, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
+    SELECT s.state, s.title, s.scheduled_for, s.host_id, h.display_name, h.username, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
            a.user_id, COALESCE(a.charges_enabled, FALSE), a.stripe_account_id,
            EXISTS (SELECT 1 FROM {Block._meta.db_table} b
                    WHERE b.blocker_id = s.host_id AND b.blocked_id = %(buyer)s),
