@@ -325,7 +325,8 @@ _STATES = {"held": TicketState.HELD.value, "paid": TicketState.PAID.value}
 
 # Table names from the models; every value is a parameter.
 _FACTS_SQL = f"""
-    SELECT s.state, s.title, s.scheduled_for, s.host_id, h.display_name, h.username, o.id, o.cap, o.price_minor, o.currency, o.seller_id,
+    SELECT s.state, s.title, s.scheduled_for, s.host_id, h.display_name, h.username,
+           o.id, o.cap, o.price_minor, o.currency, o.seller_id,
            a.user_id, COALESCE(a.charges_enabled, FALSE), a.stripe_account_id,
            EXISTS (SELECT 1 FROM {Block._meta.db_table} b
                    WHERE b.blocker_id = s.host_id AND b.blocked_id = %(buyer)s),
