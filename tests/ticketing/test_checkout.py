@@ -58,7 +58,17 @@ def test_buying_holds_a_seat_and_opens_a_destination_charge_checkout_at_stripe(s
     expires_at = int(params["expires_at"])
     assert 30 * 60 <= expires_at - time.time() <= 33 * 60
     assert ticket.held_until.timestamp() > expires_at
-    assert AuditEntry.objects.filter(action="ticketing.ticket.held", subject_id=str(ticket.pk)).count() == 1
+    # the audit entry audit_record writes (on PostgreSQL the hold's own statement writes it)
+    (entry,) = AuditEntry.objects.filter(action="ticketing.ticket.held", subject_id=str(ticket.pk))
+    assert (entry.actor, entry.subject_type.model_class(), entry.subject_repr) == (buyer, Ticket, str(ticket))
+    assert entry.details == {
+        "amount_minor": 1250,
+        "currency": "eur",
+        "application_fee_minor": 38,
+        "seats_taken": 1,
+        "cap": 10,
+    }
+    assert abs(entry.created_at - ticket.created_at) < timedelta(seconds=1)
 
 
 def test_a_second_attempt_returns_the_open_checkout_then_the_paid_ticket(stripe_standin):

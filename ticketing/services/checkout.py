@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import stripe
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import Block, User
+from accounts.models import AuditEntry, Block, User
 from accounts.services import audit_record
 from rooms.models import Space, SpaceBlock, SpaceState
 from rooms.services.numbers import numbers_add
@@ -165,13 +166,12 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, _Facts]:
 
     In a rush every buyer runs this, and most find the space full: they are told so from one read
     without a lock. A buyer who may have a seat takes it with one statement under the offer's and
-    the seller's row locks (`_hold_statement`), which counts the seats and the seller's sales again
+    the seller's row locks (`_hold_insert`), which counts the seats and the seller's sales again
     and inserts the ticket only if the space is still on sale, still has a seat and the buyer
-    still none. The locks are held for that statement, the audit entry and the commit, where a hold
-    in the ORM held them for a dozen statements, each waiting for its thread to get the GIL back in
-    a rush (docs/benchmarks.md "Issue 23"). If the statement inserts nothing, what
-    changed meanwhile is read again and answered (sold out, sales closed, the buyer's other
-    request's ticket).
+    still none. On PostgreSQL the locks, the insert, its audit entry and the commit are one
+    message, so the locks are held only while the database runs it (`_hold_postgresql`). If the
+    statement inserts nothing, what changed meanwhile is read again and answered (sold out, sales
+    closed, the buyer's other request's ticket).
     """
     for _ in range(3):
         facts = _facts(buyer_id=buyer.pk, space_id=space_id)
@@ -245,25 +245,64 @@ def _hold_insert(*, facts: _Facts, buyer: User, space_id: int) -> Ticket | None:
         "expires_at": moment(expires_at),
         "held_until": moment(held_until),
     }
+    if connection.vendor == "postgresql":
+        row = _hold_postgresql(
+            {**values, "cap": facts.cap, "ticket_type": ContentType.objects.get_for_model(Ticket).pk}
+        )
+        return (
+            None
+            if row is None
+            else _held(row, facts=facts, buyer=buyer, space_id=space_id, now=now, expires_at=expires_at)
+        )
     try:
+        # SQLite: the transaction takes the database's write lock when it begins (IMMEDIATE).
         with transaction.atomic():
-            row, taken = _hold_statement(values)
-            if row is not None:
-                ticket = _held(row, facts=facts, buyer=buyer, space_id=space_id, now=now, expires_at=expires_at)
-                audit_record(
-                    actor=buyer,
-                    action="ticketing.ticket.held",
-                    subject=ticket,
-                    amount_minor=ticket.amount_minor,
-                    currency=ticket.currency,
-                    application_fee_minor=ticket.application_fee_minor,
-                    seats_taken=taken,
-                    cap=facts.cap,
-                )
+            with connection.cursor() as cursor:
+                cursor.execute(_hold_sql(), values)
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                cursor.execute(_TAKEN_SQL, values)
+                (taken,) = cursor.fetchone()
+            ticket = _held(row, facts=facts, buyer=buyer, space_id=space_id, now=now, expires_at=expires_at)
+            audit_record(
+                actor=buyer,
+                action=HELD_ACTION,
+                subject=ticket,
+                amount_minor=ticket.amount_minor,
+                currency=ticket.currency,
+                application_fee_minor=ticket.application_fee_minor,
+                seats_taken=taken,
+                cap=facts.cap,
+            )
+            return ticket
     except IntegrityError:
-        # Only a write that skipped the offer's lock could get here: read again, as for a second attempt.
+        # Only a write that skipped the write lock could get here: read again, as for a second attempt.
         return None
-    return ticket if row is not None else None
+
+
+def _hold_postgresql(values: dict) -> tuple | None:
+    """The hold and its audit entry in one message, outside any transaction of ours: the row (id, fee),
+    or None.
+
+    PostgreSQL runs a message of several statements as one transaction (unless it is inside one
+    already, a test's), so the offer's and the seller's locks are held only while it runs: the
+    lock, insert, audit and commit wait on no Python and no round trip, where a hold in a transaction
+    of the ORM's held them 13 ms on average in a rush, waiting for the GIL after every statement
+    (docs/benchmarks.md "Issue 23, third session"). Each statement reads what was committed before it
+    began (READ COMMITTED), so the seats are counted once the locks are ours. psycopg's client-side
+    binding cursor sends several statements in one message.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        try:
+            with psycopg.ClientCursor(connection.connection) as cursor:
+                cursor.execute(f"{_LOCK_SQL}; {_held_and_audited_sql()}", values)
+                cursor.nextset()
+                cursor.nextset()
+                return cursor.fetchone()
+        except psycopg.IntegrityError:
+            return None  # only a write that skipped the offer's lock could get here: read again
 
 
 def _held(row: tuple, *, facts: _Facts, buyer: User, space_id: int, now: datetime, expires_at: datetime) -> Ticket:
@@ -293,31 +332,6 @@ def _held(row: tuple, *, facts: _Facts, buyer: User, space_id: int, now: datetim
     space._state.adding, space._state.db = False, connection.alias
     ticket.space = space
     return ticket
-
-
-def _hold_statement(values: dict) -> tuple[tuple | None, int]:
-    """The insert (its row, or None) and the seats taken after it, in the hold's transaction."""
-    hold = _hold_sql()
-    if connection.vendor == "postgresql":
-        # Lock the offer, then the seller's account (`ticketing.lock_objects`' order), then insert and
-        # count, in one message: the locks wait on no Python until the commit. Each statement reads what
-        # was committed before it began (READ COMMITTED), so the count is taken once the locks are ours.
-        # psycopg's client-side binding cursor sends several statements in one message.
-        with psycopg.ClientCursor(connection.connection) as cursor:
-            cursor.execute(f"{_LOCK_SQL}; {hold}; {_TAKEN_SQL}", values)
-            cursor.nextset()
-            cursor.nextset()
-            row = cursor.fetchone()
-            cursor.nextset()
-            (taken,) = cursor.fetchone()
-        return row, taken
-    # SQLite: the transaction took the database's write lock when it began (IMMEDIATE).
-    with connection.cursor() as cursor:
-        cursor.execute(hold, values)
-        row = cursor.fetchone()
-        cursor.execute(_TAKEN_SQL, values)
-        (taken,) = cursor.fetchone()
-    return row, taken
 
 
 _T, _O, _S = Ticket._meta.db_table, TicketOffer._meta.db_table, Space._meta.db_table
@@ -376,6 +390,35 @@ def _hold_sql() -> str:
       AND NOT EXISTS (SELECT 1 FROM {SpaceBlock._meta.db_table} r
                       WHERE r.space_id = o.space_id AND r.user_id = %(buyer)s)
     RETURNING id, application_fee_minor
+"""
+
+
+# The audit entry `audit_record` would write for a new hold, written by the hold's own statement on
+# PostgreSQL (`_hold_postgresql`): its subject's text is `Ticket.__str__`'s, its details those the SQLite
+# path passes to `audit_record`; tests/ticketing/test_checkout.py holds the two paths to the same entry.
+HELD_ACTION = "ticketing.ticket.held"
+
+
+def _held_and_audited_sql() -> str:
+    return f"""
+    WITH held AS ({_hold_sql()}),
+    taken AS (  -- the statement's snapshot doesn't show its own insert
+        SELECT COUNT(*) + (SELECT COUNT(*) FROM held) AS seats FROM {_T}
+        WHERE space_id = %(space)s AND state IN (%(held)s, %(paid)s)
+    ),
+    audited AS (
+        INSERT INTO {AuditEntry._meta.db_table}
+            (actor_id, action, subject_type_id, subject_id, subject_repr, details, created_at)
+        SELECT %(buyer)s, '{HELD_ACTION}', %(ticket_type)s, h.id::text,
+               'Ticket ' || h.id || ' ({TicketState.HELD.value}) for space ' || %(space)s,
+               jsonb_build_object(
+                   'amount_minor', %(price)s, 'currency', %(currency)s::text,
+                   'application_fee_minor', h.application_fee_minor, 'seats_taken', taken.seats, 'cap', %(cap)s
+               ),
+               %(now)s
+        FROM held h CROSS JOIN taken
+    )
+    SELECT id, application_fee_minor FROM held
 """
 
 
