@@ -1,10 +1,11 @@
-"""The API's token authentication: DRF's, with the token and its user read by one prepared statement.
+"""The API's token authentication: DRF's, with the token and its user read by one statement made once.
 
 DRF's `TokenAuthentication` reads them with `Token.objects.select_related("user")`,
 and the ORM builds that query again for every request: 0.5 ms of CPU, 40 % of
 a request turned away from a sold-out space (py-spy on the ticket rush,
 docs/benchmarks.md "Issue 23"), where the statement itself costs 0.07 ms. Here
-the statement's text is made once from the models' fields, and the rows become
+the statement's text is made once from the models' fields, PostgreSQL plans it
+once per connection (`spaces_site.prepared`), and the rows become
 model instances through `Model.from_db`, as the ORM's own do. The answers
 are DRF's: the same errors for an unknown token or an inactive user.
 """
@@ -17,12 +18,13 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from accounts.models import User
+from spaces_site.prepared import prepared_cursor
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key):
         user_fields, token_fields = _fields()
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_statement(), [key])
             row = cursor.fetchone()
         if row is None:

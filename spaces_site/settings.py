@@ -167,7 +167,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # harmless on an in-memory database); NORMAL is the safe fsync level for WAL.
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 0) > 0:
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The few hand-written statements of the hottest paths are prepared on each connection the first
+    # time they run (spaces_site/prepared.py); the ORM's are not. Django leaves prepared statements off
+    # for PgBouncer's transaction mode before its 1.21: set DATABASE_PREPARED_STATEMENTS=0 behind one.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        0 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 0) > 0:
     # psycopg's connection pool, one per process: a request (or socket call) borrows a
     # connection for as long as it works with the database and gives it back at its end, so
     # a burst of requests waits in line for one of DATABASE_POOL_MAX_SIZE connections (up to

@@ -29,6 +29,7 @@ from accounts.models import AuditEntry, Block, User
 from accounts.services import audit_record
 from rooms.models import Space, SpaceBlock, SpaceState
 from rooms.services.numbers import numbers_add
+from spaces_site.prepared import prepared_cursor
 from ticketing import lock_objects, selectors
 from ticketing.errors import (
     BuyNotAllowed,
@@ -196,7 +197,7 @@ def _seat_hold(*, buyer: User, space_id: int) -> tuple[Ticket, bool, _Facts]:
 def _facts(*, buyer_id: int, space_id: int) -> _Facts:
     # Every buyer of a rush runs this: plain SQL, as building it with the ORM cost several times the
     # query itself (the same statement on SQLite and PostgreSQL).
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_FACTS_SQL, {**_STATES, "buyer": buyer_id, "space": space_id})
         row = cursor.fetchone()
     if row is None:
@@ -282,25 +283,32 @@ def _hold_insert(*, facts: _Facts, buyer: User, space_id: int) -> Ticket | None:
 
 
 def _hold_postgresql(values: dict) -> tuple | None:
-    """The hold and its audit entry in one message, outside any transaction of ours: the row (id, fee),
+    """The hold and its audit entry in one round trip, outside any transaction of ours: the row (id, fee),
     or None.
 
-    PostgreSQL runs a message of several statements as one transaction (unless it is inside one
-    already, a test's), so the offer's and the seller's locks are held only while it runs: the
-    lock, insert, audit and commit wait on no Python and no round trip, where a hold in a transaction
-    of the ORM's held them 13 ms on average in a rush, waiting for the GIL after every statement
-    (docs/benchmarks.md "Issue 23, third session"). Each statement reads what was committed before it
-    began (READ COMMITTED), so the seats are counted once the locks are ours. psycopg's client-side
-    binding cursor sends several statements in one message.
+    The two locks and the insert are sent together in psycopg's pipeline mode and end with one
+    Sync, so PostgreSQL runs them as one transaction (unless it is inside one already, a test's)
+    and the offer's and the seller's locks are held only while it runs them: no round trip and no
+    Python waits under them, where a hold in a transaction of the ORM's held them 13 ms on average
+    in a rush, waiting for the GIL after every statement (docs/benchmarks.md "Issue 23, third
+    session"). The statements are prepared on the connection (`spaces_site.prepared`), so the
+    insert isn't planned under the locks either. Each statement reads what was committed before it
+    began (READ COMMITTED), so the seats are counted once the locks are ours.
     """
     connection.ensure_connection()
+    conn = connection.connection
     with connection.wrap_database_errors:
         try:
-            with psycopg.ClientCursor(connection.connection) as cursor:
-                cursor.execute(f"{_LOCK_SQL}; {_held_and_audited_sql()}", values)
-                cursor.nextset()
-                cursor.nextset()
-                return cursor.fetchone()
+            with (
+                conn.pipeline(),
+                psycopg.Cursor(conn) as offer,
+                psycopg.Cursor(conn) as seller,
+                psycopg.Cursor(conn) as hold,
+            ):
+                offer.execute(_LOCK_OFFER_SQL, values)
+                seller.execute(_LOCK_SELLER_SQL, values)
+                hold.execute(_held_and_audited_sql(), values)
+                return hold.fetchone()
         except psycopg.IntegrityError:
             return None  # only a write that skipped the offer's lock could get here: read again
 
@@ -355,10 +363,9 @@ _FACTS_SQL = f"""
     WHERE s.id = %(space)s
 """
 
-_LOCK_SQL = f"""
-    SELECT 1 FROM {_O} WHERE id = %(offer)s FOR UPDATE;
-    SELECT 1 FROM {CreatorAccount._meta.db_table} WHERE id = %(seller)s FOR UPDATE
-"""
+# The offer, then the seller's account: `ticketing.lock_objects`' order.
+_LOCK_OFFER_SQL = f"SELECT 1 FROM {_O} WHERE id = %(offer)s FOR UPDATE"
+_LOCK_SELLER_SQL = f"SELECT 1 FROM {CreatorAccount._meta.db_table} WHERE id = %(seller)s FOR UPDATE"
 
 
 # The seat, if the space is still on sale with the offer read, a seat is free, the buyer has no live
@@ -481,7 +488,7 @@ def _session_params(ticket: Ticket, *, facts: _Facts, buyer: User, success_url: 
 def _checkout_attach(*, ticket: Ticket, session_id: str, url: str) -> Ticket:
     # Nearly always the hold is still held with no session yet: one conditional UPDATE, and the
     # ticket in hand is then exactly what the row says. Otherwise the row decides, under its lock.
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_ATTACH_SQL, [session_id, url, ticket.pk, TicketState.HELD.value])
         attached = cursor.rowcount
     if attached:
