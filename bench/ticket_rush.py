@@ -204,6 +204,7 @@ def seed(out_path: str, buyers: int, cap: int) -> None:
     from datetime import timedelta
 
     from django.contrib.auth.hashers import make_password
+    from django.db import connection
     from django.db.models import F
     from django.utils import timezone
     from rest_framework.authtoken.models import Token
@@ -246,6 +247,10 @@ def seed(out_path: str, buyers: int, cap: int) -> None:
         [User(username=f"bench_buyer{i:05d}", password=password) for i in range(2 * buyers)], batch_size=500
     )
     tokens = Token.objects.bulk_create([Token(user=user, key=Token.generate_key()) for user in people])
+    # Statistics, as a database in service has them: otherwise autovacuum analyzes the new tables within
+    # its minute, in the middle of one run and not of another, and the planner's choices change with it.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     Path(out_path).write_text(json.dumps({"space_id": space.pk, "tokens": [t.key for t in tokens]}))
 
 

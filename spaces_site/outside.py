@@ -68,8 +68,10 @@ class OutsideCall(HttpResponse):
         self.wait = wait
         self.then = then
 
-    async def answer(self, request: HttpRequest) -> HttpResponse:
-        """Under the site's handler, on the event loop: wait holding nothing, then build the real response.
+    async def answer(self, request: HttpRequest, *, finish: Callable[[HttpResponse, HttpRequest], HttpResponse]):
+        """Under the site's handler, on the event loop: wait holding nothing, then build the real response,
+        and `finish(response, request)` it in the same hop to the request's thread (the handler's end of
+        a response: logged, closed).
 
         The request's database connections were given back in its thread (`OutsideCallMiddleware`)."""
         place = request.scope.get(PLACE)
@@ -78,9 +80,9 @@ class OutsideCall(HttpResponse):
             place.leave()
         thread.release()  # the request's thread, back to the pool until `then` runs
         # Shielded: a buyer who hangs up mid-wait still gets their checkout recorded.
-        return await asyncio.shield(self._finish(request, place, thread))
+        return await asyncio.shield(self._finish(request, place, thread, finish))
 
-    async def _finish(self, request: HttpRequest, place: Place | None, thread: "RequestThread") -> HttpResponse:
+    async def _finish(self, request: HttpRequest, place: Place | None, thread: "RequestThread", finish) -> HttpResponse:
         waiting = asyncio.ensure_future(self.wait())
         with WAITING.track_inprogress():
             await asyncio.wait([waiting])
@@ -90,7 +92,7 @@ class OutsideCall(HttpResponse):
             # On the request's thread, in a context of its own: the handler's may have ended (a client
             # gone), and then nothing else gives the thread back.
             async with ThreadSensitiveContext(executor=thread):
-                response = await sync_to_async(self._respond)(request, waiting.result)
+                response = await sync_to_async(lambda: finish(self._respond(request, waiting.result), request))()
             if thread.finished:
                 thread.release()
         finally:
@@ -116,6 +118,8 @@ class OutsideCall(HttpResponse):
             notes = getattr(request, "_messages", None)
             if notes is not None:
                 notes.update(response)
+        response._resource_closers.extend(self._resource_closers)  # the request's own (files), as the handler added
+        self._resource_closers.clear()
         for header, value in self.items():
             if header.lower() not in _BODY_HEADERS and header not in response:
                 response[header] = value

@@ -2,14 +2,16 @@
 answer carries what the middleware chain added, and what its continuation says reaches the person."""
 
 import asyncio
+import logging
 import threading
 
 import pytest
 from django.contrib import messages
+from django.core.signals import request_finished, request_started
 from django.http import HttpResponse
 from django.urls import path
 
-from spaces_site.handler import SiteHandler
+from spaces_site.handler import RequestThread, SiteHandler
 from spaces_site.outside import OutsideCall
 
 pytestmark = pytest.mark.urls(__name__)
@@ -89,7 +91,13 @@ def leaving_view(request):
     return OutsideCall(wait=outside_after_the_buyer_left, then=then)
 
 
+def missing_view(request):
+    chain_threads.append(threading.current_thread())
+    return HttpResponse("no such thing", status=404)
+
+
 urlpatterns = [
+    path("missing/", missing_view),
     path("wait/", waiting_view),
     path("leave/", leaving_view),
     path("lend/", lending_view),
@@ -235,3 +243,37 @@ def test_the_request_log_writes_the_real_answer_after_the_wait(client, settings,
     lines = [record.getMessage() for record in caplog.records if record.name == "spaces_site.requests"]
     assert len(lines) == 1
     assert lines[0].startswith("GET /wait/ 201 ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_starts_runs_is_logged_and_ends_in_one_hop_to_its_thread(caplog, monkeypatch):
+    # given: every call the handler sends to a request's thread counted, and Django's signals watched
+    chain_threads.clear()
+    hops, seen = [], []
+    submit = RequestThread.submit
+    monkeypatch.setattr(
+        RequestThread, "submit", lambda self, fn, *a, **kw: hops.append(fn) or submit(self, fn, *a, **kw)
+    )
+
+    def started(**kwargs):
+        seen.append(("started", threading.current_thread()))
+
+    def ended(**kwargs):
+        seen.append(("finished", threading.current_thread()))
+
+    request_started.connect(started)
+    request_finished.connect(ended)
+    try:
+        with caplog.at_level(logging.WARNING, logger="django.request"):
+            (status, _, body), _ = served("/missing/")
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(ended)
+
+    # then: the start, the view, the log of the 404 and the end, all in the one hop to the request's thread
+    (thread,) = chain_threads
+    assert (status, body) == (404, b"no such thing")
+    assert len(hops) == 1
+    assert seen == [("started", thread), ("finished", thread)]
+    (logged,) = [r for r in caplog.records if r.name == "django.request"]
+    assert (logged.getMessage(), logged.thread) == ("Not Found: /missing/", thread.ident)
