@@ -167,13 +167,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # harmless on an in-memory database); NORMAL is the safe fsync level for WAL.
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # The few hand-written statements of the hottest paths are prepared on each connection the first
-    # time they run (spaces_site/prepared.py); the ORM's are not. Django leaves prepared statements off
-    # for PgBouncer's transaction mode before its 1.21: set DATABASE_PREPARED_STATEMENTS=0 behind one.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        0 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
-    )
+    # time they run (spaces_site/prepared.py); the ORM's are not. Their plan is made once, generic:
+    # PostgreSQL's default plans a prepared statement again at each of its first five runs on a
+    # connection, and a pool's connections rarely get past five. Django leaves prepared statements
+    # off for PgBouncer's transaction mode before its 1.21: set DATABASE_PREPARED_STATEMENTS=0 there.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["prepare_threshold"] = 0
+    _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_int("DATABASE_POOL_MAX_SIZE", 0) > 0:
     # psycopg's connection pool, one per process: a request (or socket call) borrows a
     # connection for as long as it works with the database and gives it back at its end, so
