@@ -34,9 +34,14 @@ def test_a_token_lookup_and_a_checkout_run_as_statements_prepared_on_the_connect
     assert any("EXISTS" in s and "MAX(t.id)" in s for s in statements)  # the checkout's facts
     assert any("FOR UPDATE" in s for s in statements)  # the seat's locks
     assert any("INSERT INTO" in s and "jsonb_build_object" in s for s in statements)  # the hold and its audit
-    # each prepared once, with its values bound on the server
+    # each prepared once, with its values bound on the server, and planned once (a generic plan)
     assert all("$1" in s for s in statements)
     assert len(statements) == len(set(statements))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s", ["%FOR UPDATE%"]
+        )
+        assert cursor.fetchall() == [(2, 0), (2, 0)]  # two seats held, two locks each planned once, generic
 
 
 def test_with_prepared_statements_off_nothing_is_prepared(stripe_standin):
