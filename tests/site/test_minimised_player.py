@@ -3,6 +3,8 @@ site. Turbo Drive swaps the pages in place and keeps the player (#player) from p
 space's socket and its RTCPeerConnection; the other pages' scripts still work after such a visit, and
 everything still works without JavaScript."""
 
+import time
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -215,6 +217,10 @@ def test_leave_in_the_player_from_the_keyboard_closes_the_socket_and_the_audio(
     expect(page.locator("#toasts")).to_contain_text("You left “Short visit”.")
     page.wait_for_function("() => window.__sockets.every((s) => s.url.includes('/ws/me/') || s.readyState === 3)")
     page.wait_for_function("() => document.querySelectorAll('#audio audio').length === 0")
+    # the server's record follows the socket's close by at most its own database write
+    deadline = time.monotonic() + 3
+    while Participant.objects.get(space=space, user=ada).left_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     participant = Participant.objects.get(space=space, user=ada)
     assert participant.left_at is not None
     assert refused == []
