@@ -16,7 +16,9 @@ and later runs only bind and execute. The ORM keeps its client-side binding:
 its statements are not prepared. With prepared statements off, on SQLite, or
 while Django logs the statements (DEBUG, a test that counts them: its log
 shows a statement with its values only as the client binds them), it is
-Django's own cursor. Either way its errors are Django's (a `CursorWrapper`).
+Django's own cursor. Either way its errors are Django's (a `CursorWrapper`). The seat hold, sent with its locks
+in psycopg's pipeline (`ticketing.services.checkout._hold_postgresql`), uses
+psycopg's cursor itself and is prepared by the same connection setting.
 """
 
 import psycopg
