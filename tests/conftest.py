@@ -27,7 +27,34 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Tests that hold the site to the clock (real audio, browsers, the topology's faults, answers within
+# a bound, limits that refill): marked `alone`, they run while nothing else of the test command runs
+# (scripts/run_tests.py runs the rest of the two passes side by side).
+ALONE_MARKS = ("browser", "media")
+ALONE_PATHS = (
+    "tests/topology/",
+    "tests/media/",
+    "tests/accounts/test_email_outage.py",
+    "tests/pages/test_cached_feeds.py",
+    "tests/rooms/test_bad_input.py",
+    "tests/rooms/test_command_limits.py",
+    "tests/rooms/test_presence.py",
+    "tests/rooms/test_presence_restart.py",
+    "tests/scheduling/test_celery_worker.py",
+    "tests/scheduling/test_newcomer_golive.py",
+    "tests/spaces_site/test_daphne_backpressure.py",
+    "tests/ticketing/test_breaker.py",
+    "tests/ticketing/test_checkout.py",
+    "tests/ticketing/test_hanging_stripe.py",
+    "tests/ticketing/test_webhooks.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` chooses by marks
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(ALONE_PATHS) or any(item.get_closest_marker(m) for m in ALONE_MARKS):
+            item.add_marker(pytest.mark.alone)
     leave_out = {}
     if connection.vendor != "postgresql":
         leave_out["postgres"] = "needs PostgreSQL (set DATABASE_URL)"
@@ -47,6 +74,59 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
         reasons = "; ".join(f"{m}: {why}" for m, why in leave_out.items())
         print(f"\nLeft out {len(dropped)} tests in this pass ({reasons}).")
+
+
+# Made by `migrate` and changed only by it: the flush between transactional tests keeps them.
+KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
+# Up to this many rows in every table, the flush on PostgreSQL DELETEs them; past it, it TRUNCATEs.
+FEW_ROWS = 500
+
+
+def _holds_many_rows(connection, tables: list[str], many: int = FEW_ROWS) -> bool:
+    """Whether any of `tables` holds more than `many` rows: one statement, reading at most that many of each."""
+    quote = connection.ops.quote_name
+    probes = " OR ".join(f"EXISTS (SELECT 1 FROM {quote(table)} OFFSET {many})" for table in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {probes}")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_flush():
+    """Between transactional tests Django empties every table. On PostgreSQL it does so with one
+    TRUNCATE, which makes new files for all 40 tables: about 0.45 s, with the content types and
+    permissions it then inserts again, against 0.01 s for a DELETE of the few rows a test wrote.
+    So the flush DELETEs (foreign keys, deferred, are checked once at its commit) unless a table
+    holds many rows: deleted rows stay behind as dead ones until autovacuum comes, and a few
+    thousand of them made every later scan of their table slower. It keeps the content types
+    and permissions, so nothing needs making again after it. Tests only: nothing in the product
+    flushes."""
+    from django.core.management.commands import flush
+    from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
+
+    PostgreSQL, SQLite = PostgreSQLWrapper.ops_class, SQLiteWrapper.ops_class
+
+    def keeping(flush):
+        def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+            tables = [table for table in tables if table not in KEPT_BY_FLUSH]
+            return flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+
+        return sql_flush
+
+    truncating = PostgreSQL.sql_flush
+
+    def deleting(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade or not tables or _holds_many_rows(self.connection, tables):
+            return truncating(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET CONSTRAINTS ALL DEFERRED", *(f"DELETE FROM {self.quote_name(table)}" for table in tables)]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PostgreSQL, "sql_flush", keeping(deleting))
+        patch.setattr(SQLite, "sql_flush", keeping(SQLite.sql_flush))
+        # The post_migrate receivers make only those two tables' rows, which the flush now keeps.
+        patch.setattr(flush, "emit_post_migrate_signal", lambda *args, **kwargs: None)
+        yield
 
 
 @pytest.fixture(autouse=True)
