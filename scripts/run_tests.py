@@ -3,8 +3,8 @@
 Pass 1 runs on the embedded defaults (SQLite, in-memory channel layer).
 Pass 2 runs on PostgreSQL + Redis when they answer (TEST_DATABASE_URL,
 TEST_REDIS_URL); with SPACES_TEST_STRICT=1 (CI) their absence is a failure.
-The browser tests run in pass 2 when it runs, else in pass 1; those marked
-`sqlite` always in pass 1.
+The browser and media tests run in pass 2 when it runs, else in pass 1; those
+marked `sqlite` always in pass 1.
 
 With both passes, the tests that don't keep to the clock run side by side, one
 pass on each core; then those marked `alone` (tests/conftest.py: real audio,
@@ -106,11 +106,13 @@ def main() -> int:
     elif _marks_chosen(pytest_args):
         checks += [run(first, pytest), run(second, pytest, **stores)]
     else:
-        # The browser tests drive the site as people do, through daphne: where the PostgreSQL + Redis
-        # pass runs, they run there only, on the production's stores; those about the embedded
-        # default (`sqlite`) stay in the first. The two databases' passes don't share a store, so
-        # what doesn't keep to the clock runs side by side: two cores, each pass about 0.7 of one.
-        in_first = "(not browser or sqlite)"
+        # The browser tests drive the site as people do, through daphne, and the media tests send
+        # real audio through the worker: where the PostgreSQL + Redis pass runs, they run there only,
+        # on the production's stores; those about the embedded default (`sqlite`, `make run` with a
+        # speaking host among them) stay in the first. The two databases' passes don't share a
+        # store, so what doesn't keep to the clock runs side by side: two cores, each pass about 0.7
+        # of one.
+        in_first = "((not browser and not media) or sqlite)"
         checks += side_by_side(
             [
                 (f"{first}, not alone", [*pytest, "-m", f"{in_first} and not alone"], {}),
